@@ -1,0 +1,163 @@
+import type { JobStore } from '../jobs/store.ts';
+import type { JobRecord, NewJob } from '../jobs/job.ts';
+import type { Completions } from '../jobs/completions.ts';
+import { jobOutcome } from '../jobs/outcome.ts';
+import type { LanguageRegistry } from '../languages/registry.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { ExecutionResult } from '../sandbox/execution.ts';
+import { planExecution, type PlanOptions } from '../sandbox/plan.ts';
+import { internalFailure, type ExecutionReply, type ExecutionStarted } from './worker.ts';
+import type { PoolMessage } from './worker-pool.ts';
+import { dispatch, spawn, type Ref } from './system.ts';
+
+export type SubmitReply = { ok: true; job: JobRecord } | { ok: false; error: Error };
+export type CancelReply = { ok: true; found: boolean; cancelled: boolean } | { ok: false; error: Error };
+
+export type JobManagerMessage =
+  | { type: 'submit'; job: NewJob; replyTo: Ref<SubmitReply> }
+  | { type: 'cancel'; jobId: string; owner: string | null; replyTo: Ref<CancelReply> }
+  | { type: 'recover'; startup: boolean }
+  | { type: 'sweep' }
+  | ExecutionStarted
+  | ExecutionReply;
+
+export interface JobManagerOptions {
+  store: JobStore;
+  pool: Ref<PoolMessage>;
+  completions: Completions;
+  languages: LanguageRegistry;
+  plan: PlanOptions;
+  nodeId: string;
+  ttlSeconds: number;
+  /** Runs a job may start before it is failed instead of re-run (a job that kills its node). */
+  maxAttempts: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+interface State {
+  /** Jobs handed to the pool whose result has not come back. */
+  inFlight: Set<string>;
+  /** Results not yet persisted (database down): retried on every recover tick, never dropped. */
+  unsaved: Map<string, ExecutionResult>;
+}
+
+/**
+ * Owns every job's lifecycle, queued → running → completed | failed | timedout. The database is the
+ * source of truth: a job is written before it is queued, results are applied once, and recovery
+ * re-queues what the database says is waiting but nothing is running.
+ */
+export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions): Ref<JobManagerMessage> {
+  const { store, pool, completions, languages, log, metrics } = options;
+
+  function enqueue(self: Ref<JobManagerMessage>, state: State, job: JobRecord): void {
+    if (state.inFlight.has(job.id)) return;
+    const language = languages.find(job.language);
+    if (!language) {
+      const result = internalFailure(new Error(`language "${job.language}" is no longer configured`));
+      dispatch(self, { type: 'result', executionId: job.id, result });
+      state.inFlight.add(job.id);
+      return;
+    }
+    const plan = planExecution(job.id, language, { files: job.files, stdin: job.stdin, args: job.args }, options.plan);
+    state.inFlight.add(job.id);
+    dispatch(pool, { type: 'submit', plan, replyTo: self, onStart: self });
+  }
+
+  async function persistResult(state: State, jobId: string, result: ExecutionResult): Promise<void> {
+    const job = await store.get(jobId);
+    const language = job ? languages.find(job.language) : undefined;
+    if (job && language) {
+      const applied = await store.complete(jobId, jobOutcome(result, language));
+      if (applied) metrics.requests.labels(language.id, result.status).inc();
+    }
+    state.unsaved.delete(jobId);
+    state.inFlight.delete(jobId);
+    await completions.notify(jobId);
+  }
+
+  return spawn(
+    parent,
+    async (state: State, message: JobManagerMessage, ctx): Promise<State> => {
+      switch (message.type) {
+        case 'submit': {
+          try {
+            const job = await store.insert(message.job);
+            metrics.jobsSubmitted.labels(job.language).inc();
+            enqueue(ctx.self, state, job);
+            dispatch(message.replyTo, { ok: true, job });
+          } catch (error) {
+            dispatch(message.replyTo, { ok: false, error: error as Error });
+          }
+          return state;
+        }
+        case 'started': {
+          await store.markRunning(message.executionId, options.nodeId, message.worker).catch((error: unknown) => {
+            log.warn({ err: error, job: message.executionId }, 'could not mark the job running; the result will still be saved');
+          });
+          return state;
+        }
+        case 'result': {
+          try {
+            await persistResult(state, message.executionId, message.result);
+          } catch (error) {
+            log.error({ err: error, job: message.executionId }, 'could not save a result; kept in memory and retried');
+            state.unsaved.set(message.executionId, message.result);
+          }
+          return state;
+        }
+        case 'cancel': {
+          try {
+            const outcome = await store.cancel(message.jobId, message.owner);
+            if (outcome.cancelled) {
+              dispatch(pool, { type: 'cancel', executionId: message.jobId });
+              await completions.notify(message.jobId);
+            }
+            dispatch(message.replyTo, { ok: true, found: outcome.found, cancelled: outcome.cancelled });
+          } catch (error) {
+            dispatch(message.replyTo, { ok: false, error: error as Error });
+          }
+          return state;
+        }
+        case 'recover': {
+          try {
+            for (const [jobId, result] of [...state.unsaved]) await persistResult(state, jobId, result);
+            if (message.startup) {
+              // One process owns this database in the embedded and single-node modes: every job still
+              // marked running was running in a process that died.
+              const { requeued, failed } = await store.requeueRunning(null, options.maxAttempts);
+              if (requeued.length + failed.length > 0) log.warn({ requeued: requeued.length, failed: failed.length }, 'recovered jobs of a previous run');
+              for (const jobId of failed) await completions.notify(jobId);
+            }
+            for (const jobId of await store.queuedIds({ limit: 1000 })) {
+              if (state.inFlight.has(jobId)) continue;
+              const job = await store.get(jobId);
+              if (job?.status === 'queued') enqueue(ctx.self, state, job);
+            }
+          } catch (error) {
+            log.warn({ err: error }, 'job recovery failed; retrying on the next tick');
+          }
+          return state;
+        }
+        case 'sweep': {
+          try {
+            const deleted = await store.sweepExpired(options.ttlSeconds);
+            if (deleted > 0) log.info({ deleted }, 'expired jobs deleted');
+          } catch (error) {
+            log.warn({ err: error }, 'job TTL sweep failed; retrying on the next tick');
+          }
+          return state;
+        }
+      }
+    },
+    'job-manager',
+    {
+      initialStateFunc: (): State => ({ inFlight: new Set(), unsaved: new Map() }),
+      onCrash: (message, error, ctx) => {
+        log.error({ err: error, message: message?.type }, 'job manager failed on a message; resuming');
+        return ctx.resume;
+      },
+    },
+  );
+}

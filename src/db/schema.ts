@@ -1,0 +1,38 @@
+import type { ColumnType, Generated } from 'kysely';
+import type { JobFile, JobStatus } from '../jobs/job.ts';
+
+/** jsonb: read back parsed; written as a JSON string (node-postgres would turn a JS array into a PG array). */
+type Json<T> = ColumnType<T, string, string>;
+/** timestamptz that may be null: read as Date; written as a Date or an SQL expression. */
+type NullableTime = ColumnType<Date | null, Date | null | undefined, Date | null>;
+
+export interface JobsTable {
+  id: string;
+  owner: string | null;
+  language: string;
+  version: string;
+  files: Json<JobFile[]>;
+  stdin: string;
+  args: Json<string[]>;
+  status: JobStatus;
+  reason: ColumnType<string | null, string | null | undefined, string | null>;
+  stdout: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+  stderr: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+  exit_code: ColumnType<number | null, number | null | undefined, number | null>;
+  signal: ColumnType<string | null, string | null | undefined, string | null>;
+  error: ColumnType<string | null, string | null | undefined, string | null>;
+  truncated: Generated<boolean>;
+  details: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  execution_duration_ms: ColumnType<number | null, number | null | undefined, number | null>;
+  created_at: Generated<Date>;
+  started_at: NullableTime;
+  completed_at: NullableTime;
+  updated_at: Generated<Date>;
+  node_id: ColumnType<string | null, string | null | undefined, string | null>;
+  worker_id: ColumnType<string | null, string | null | undefined, string | null>;
+  attempts: Generated<number>;
+}
+
+export interface Schema {
+  jobs: JobsTable;
+}

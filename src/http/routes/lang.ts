@@ -1,0 +1,88 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { resultFromJob } from '../../jobs/outcome.ts';
+import type { SubmissionBody } from '../../validation/submission.ts';
+import { sendError } from '../errors.ts';
+import { resultHeaders, resultJson } from '../result.ts';
+import type { Services } from '../services.ts';
+import { ownerOf } from './jobs.ts';
+
+/** The JSON submission body, shared with POST /jobs and POST /api/runs. */
+export const submissionBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    code: { type: 'string' },
+    files: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 32,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['content'],
+        properties: { name: { type: 'string', maxLength: 255 }, content: { type: 'string' } },
+      },
+    },
+    stdin: { type: 'string' },
+    args: { type: 'array', maxItems: 64, items: { type: 'string' } },
+  },
+} as const;
+
+export const languageParamSchema = {
+  type: 'object',
+  required: ['language'],
+  properties: { language: { type: 'string', minLength: 1, maxLength: 64 } },
+} as const;
+
+function wantsJson(accept: string | undefined): boolean {
+  return accept !== undefined && /\bapplication\/json\b/i.test(accept) && !/\btext\/plain\b/i.test(accept);
+}
+
+/**
+ * `POST /lang/:language`, as in the braindrill seed: code as text/plain, output as text/plain with the
+ * outcome in headers (200 whenever the program ran), or the result object with `Accept: application/json`.
+ */
+export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app: FastifyInstance, { services }) => {
+  // `curl -d` sends form-urlencoded by default: the body is still the code, as the seed treated it.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.post<{ Params: { language: string }; Body: string | SubmissionBody }>(
+    '/lang/:language',
+    {
+      schema: {
+        summary: 'Run code synchronously',
+        description: 'text/plain body: the code. JSON body: {code | files, stdin?, args?}. Answers text/plain (stdout; stderr when the program failed) or JSON with Accept: application/json.',
+        tags: ['execution'],
+        params: languageParamSchema,
+        body: {
+          content: {
+            'text/plain': { schema: { type: 'string' } },
+            'application/x-www-form-urlencoded': { schema: { type: 'string' } },
+            'application/json': { schema: submissionBodySchema },
+          },
+        },
+        response: {
+          200: { content: { 'text/plain': { schema: { type: 'string' } }, 'application/json': { schema: { $ref: 'ExecutionResult#' } } } },
+          '4xx': { $ref: 'Error#' },
+          '5xx': { $ref: 'Error#' },
+        },
+      },
+    },
+    async (request, reply) => {
+      const language = services.languages.resolve(request.params.language);
+      const body: SubmissionBody = typeof request.body === 'string' ? { code: request.body } : (request.body ?? {});
+      const submission = services.validate(body);
+      const { job, finished } = await services.jobs.run(language, submission, ownerOf(request), services.syncWaitMs(language.id));
+      reply.header('x-job-id', job.id);
+      if (!finished) {
+        return sendError(reply, 504, 'still_running', `The job did not finish in time; it is still ${job.status}. Poll GET /jobs/${job.id}.`);
+      }
+      const result = resultFromJob(job);
+      reply.headers(resultHeaders(result));
+      if (result.reason === 'internal') return sendError(reply, 500, 'internal', result.stderr || 'The sandbox failed; see the logs.');
+      if (wantsJson(request.headers.accept)) return reply.type('application/json; charset=utf-8').send(resultJson(language, result));
+      const text = result.status === 'completed' ? result.stdout : result.stderr || result.stdout;
+      return reply.type('text/plain; charset=utf-8').send(text);
+    },
+  );
+};

@@ -1,0 +1,71 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { lambexRun } from '../../jobs/views.ts';
+import type { SubmissionBody } from '../../validation/submission.ts';
+import { sendError } from '../errors.ts';
+import type { Services } from '../services.ts';
+import { ownerOf, parseJobId } from './jobs.ts';
+import { submissionBodySchema } from './lang.ts';
+
+const nullable = (type: string) => ({ type: [type, 'null'] });
+const errors = { '4xx': { $ref: 'Error#' }, '5xx': { $ref: 'Error#' } } as const;
+
+/** Lambex's runs API over the same jobs, in camelCase: `POST /api/runs`, `GET /api/runs/:runId`. */
+export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
+  app.post<{ Body: SubmissionBody & { language: string } }>(
+    '/api/runs',
+    {
+      schema: {
+        summary: 'Queue a run (Lambex)',
+        tags: ['runs'],
+        body: { ...submissionBodySchema, required: ['language'], properties: { ...submissionBodySchema.properties, language: { type: 'string', minLength: 1, maxLength: 64 } } },
+        response: { 202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, url: { type: 'string' } } }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { language: name, ...body } = request.body;
+      const language = services.languages.resolve(name);
+      const job = await services.jobs.submit(language, services.validate(body), ownerOf(request));
+      return reply.code(202).send({ id: job.id, status: 'QUEUED', url: `/api/runs/${job.id}` });
+    },
+  );
+
+  app.get<{ Params: { runId: string } }>(
+    '/api/runs/:runId',
+    {
+      schema: {
+        summary: 'Run status and output (Lambex)',
+        tags: ['runs'],
+        params: { type: 'object', required: ['runId'], properties: { runId: { type: 'string', maxLength: 100 } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              language: { type: 'string' },
+              status: { type: 'string', enum: ['QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'TIMEOUT'] },
+              output: nullable('string'),
+              error: nullable('string'),
+              executionTime: nullable('integer'),
+              createdAt: nullable('string'),
+              updatedAt: nullable('string'),
+              stdout: nullable('string'),
+              stderr: nullable('string'),
+              exitCode: nullable('integer'),
+              signal: nullable('string'),
+              reason: nullable('string'),
+              truncated: { type: 'boolean' },
+              startedAt: nullable('string'),
+              completedAt: nullable('string'),
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const job = await services.jobs.get(parseJobId(request.params.runId), ownerOf(request));
+      if (!job) return sendError(reply, 404, 'run_not_found', `No run ${request.params.runId}.`);
+      return lambexRun(job);
+    },
+  );
+};

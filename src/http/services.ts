@@ -1,0 +1,36 @@
+import type { JobService } from '../jobs/service.ts';
+import type { LanguageRegistry } from '../languages/registry.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Submission } from '../sandbox/execution.ts';
+import type { SubmissionBody } from '../validation/submission.ts';
+
+export interface ReadyReport {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; message?: string }>;
+  members: { api: number; managers: number; workers: number };
+  capacity: { idle: number; busy: number; queued: number };
+}
+
+/** What the HTTP layer needs from the rest of the node; routes only translate HTTP to these calls. */
+export interface Services {
+  languages: LanguageRegistry;
+  metrics: Metrics;
+  jobs: JobService;
+  /** Validates a submission body (counting refusals) and returns it normalised. */
+  validate(body: SubmissionBody): Submission;
+  /** How long a synchronous request waits for its job: queue time and the language's steps included. */
+  syncWaitMs(languageId: string): number;
+  ready(): Promise<ReadyReport>;
+}
+
+/** The caller behind a request, once authenticated (keys arrive with the access layer). */
+export interface Principal {
+  keyId: string;
+  admin: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}

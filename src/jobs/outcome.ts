@@ -1,0 +1,55 @@
+import type { Language } from '../languages/language.ts';
+import type { ExecutionResult } from '../sandbox/execution.ts';
+import type { JobOutcome, JobRecord } from './job.ts';
+
+/** The seed's `error` string: null when the program completed, otherwise what went wrong, in words. */
+export function describeFailure(result: ExecutionResult, language: Language): string | null {
+  const stderr = result.stderr.trim();
+  switch (result.reason) {
+    case null: return null;
+    case 'compile_error': return stderr || 'compilation failed';
+    case 'runtime_error': return stderr || (result.signal ? `killed by ${result.signal}` : `exited with code ${result.exitCode}`);
+    case 'time_limit': return `time limit exceeded (${language.limits.timeoutMs} ms)`;
+    case 'memory_limit': return `memory limit exceeded (${language.limits.memoryMb} MB)`;
+    case 'output_limit': return 'output limit exceeded: the program was stopped';
+    case 'pids_limit': return `process limit reached (${language.limits.pids})`;
+    case 'cancelled': return 'cancelled by request';
+    case 'internal': return stderr || 'internal error';
+  }
+}
+
+export function jobOutcome(result: ExecutionResult, language: Language): JobOutcome {
+  return {
+    status: result.status,
+    reason: result.reason,
+    stdout: result.stdoutBytes,
+    stderr: result.stderrBytes,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    error: describeFailure(result, language),
+    truncated: result.truncated,
+    executionDurationMs: result.run?.wallMs ?? (result.reason === 'cancelled' ? null : result.executionTimeMs),
+    details: result.compile || result.run ? { compile: result.compile, run: result.run } : null,
+  };
+}
+
+/** A finished job read back as an execution result (the sync path answers from the database). */
+export function resultFromJob(job: JobRecord): ExecutionResult {
+  const details = (job.details ?? {}) as { compile?: ExecutionResult['compile']; run?: ExecutionResult['run'] };
+  const stdoutBytes = job.stdout ?? Buffer.alloc(0);
+  const stderrBytes = job.stderr ?? Buffer.alloc(0);
+  return {
+    status: job.status as ExecutionResult['status'],
+    reason: job.reason as ExecutionResult['reason'],
+    stdout: stdoutBytes.toString('utf8'),
+    stderr: stderrBytes.toString('utf8'),
+    exitCode: job.exitCode,
+    signal: job.signal,
+    executionTimeMs: job.executionDurationMs ?? 0,
+    truncated: job.truncated,
+    compile: details.compile ?? null,
+    run: details.run ?? null,
+    stdoutBytes,
+    stderrBytes,
+  };
+}

@@ -1,0 +1,103 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric braindrill exports, registered once per process. Names and labels follow the braindrill
+ * seed; Node.js process metrics (memory, GC, event-loop lag) replace its JVM metrics.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'braindrill_requests_total',
+    help: 'Execution requests by language and outcome status',
+    labelNames: ['language', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly executionDuration = new Histogram({
+    name: 'braindrill_execution_duration_seconds',
+    help: 'Time from container start to result, by language',
+    labelNames: ['language'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly executions = new Counter({
+    name: 'braindrill_executions_total',
+    help: 'Finished executions by language, status and reason (timeouts, OOM kills, output truncations...)',
+    labelNames: ['language', 'status', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly activeExecutions = new Gauge({
+    name: 'braindrill_active_executions',
+    help: 'Executions running on this node',
+    registers: [this.registry],
+  });
+
+  readonly containerStart = new Histogram({
+    name: 'braindrill_container_start_seconds',
+    help: 'Time to create, attach and start a sandbox container',
+    labelNames: ['language'] as const,
+    buckets: [0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: 'braindrill_auth_failures_total',
+    help: 'Requests refused for a missing or unknown API key',
+    registers: [this.registry],
+  });
+
+  readonly rateLimitHits = new Counter({
+    name: 'braindrill_rate_limit_hits_total',
+    help: 'Requests refused by the per-key rate limit',
+    registers: [this.registry],
+  });
+
+  readonly validationErrors = new Counter({
+    name: 'braindrill_validation_errors_total',
+    help: 'Submissions refused by input validation, by rule',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly workerPoolSize = new Gauge({
+    name: 'braindrill_worker_pool_size',
+    help: 'Workers able to run executions',
+    registers: [this.registry],
+  });
+
+  readonly queueDepth = new Gauge({
+    name: 'braindrill_queue_depth',
+    help: 'Executions waiting for a worker, by language',
+    labelNames: ['language'] as const,
+    registers: [this.registry],
+  });
+
+  readonly queuedJobs = new Gauge({
+    name: 'braindrill_queued_jobs',
+    help: 'Jobs in the queued state, by language',
+    labelNames: ['language'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jobsSubmitted = new Counter({
+    name: 'braindrill_jobs_submitted_total',
+    help: 'Jobs submitted, by language',
+    labelNames: ['language'] as const,
+    registers: [this.registry],
+  });
+
+  readonly containersReaped = new Counter({
+    name: 'braindrill_containers_reaped_total',
+    help: 'Leftover sandbox containers of this node removed by the reaper',
+    registers: [this.registry],
+  });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import type { Language, Limits } from '../languages/language.ts';
+
+/** The seed's statuses; `reason` says why (null when the program completed). */
+export type ExecutionStatus = 'completed' | 'failed' | 'timedout';
+export type ExecutionReason =
+  | 'compile_error'
+  | 'runtime_error'
+  | 'memory_limit'
+  | 'time_limit'
+  | 'output_limit'
+  | 'pids_limit'
+  | 'cancelled'
+  | 'internal';
+
+export interface SourceFile {
+  /** Omitted for the entry file: the language's rule names it (Java: the public class). */
+  name?: string;
+  content: string;
+}
+
+/** What a client asks to run. The first file is the entry point. */
+export interface Submission {
+  files: SourceFile[];
+  stdin: string;
+  args: string[];
+}
+
+export interface StepStats {
+  exitCode: number | null;
+  signal: string | null;
+  wallMs: number;
+  cpuMs: number;
+  maxRssKb: number;
+}
+
+export interface ExecutionResult {
+  status: ExecutionStatus;
+  reason: ExecutionReason | null;
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  signal: string | null;
+  /** Wall time of the run step (compile excluded), as measured inside the container. */
+  executionTimeMs: number;
+  truncated: boolean;
+  compile: (StepStats & { stdout: string; stderr: string }) | null;
+  run: StepStats | null;
+  /** The raw stdout/stderr bytes, for lossless storage. */
+  stdoutBytes: Buffer;
+  stderrBytes: Buffer;
+}
+
+/** Everything a Runner needs for one execution: derived from a Language and a Submission. */
+export interface ExecutionPlan {
+  id: string;
+  language: Language;
+  files: { name: string; content: Buffer }[];
+  compile: { argv: string[]; timeoutMs: number; memoryMb: number; pids: number } | null;
+  run: { argv: string[]; timeoutMs: number };
+  stdin: Buffer;
+  env: string[];
+  limits: Limits;
+  outputKeepBytes: number;
+  outputMaxBytes: number;
+}

@@ -1,0 +1,216 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type Docker from 'dockerode';
+import { BraindrillError, ImageMissingError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { containerOptions } from './container.ts';
+import { CappedBuffer, DockerStreamDemuxer } from './docker-stream.ts';
+import type { ExecutionPlan, ExecutionResult, StepStats } from './execution.ts';
+import { classify, signalName } from './outcome.ts';
+import { FrameDecoder, FrameType, encodeRequest, parseResult, type StepReport, type SupervisorReport } from './protocol.ts';
+
+export interface SandboxDeps {
+  docker: Docker;
+  image: string;
+  nodeId: string;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** Time the host allows beyond the steps' own limits before it kills the container itself. */
+export const HOST_GRACE_MS = 3000;
+const MB = 1024 * 1024;
+
+type Phase = 'creating' | 'starting' | 'running' | 'finished';
+
+function statusCode(error: unknown): number | undefined {
+  return (error as { statusCode?: number } | null)?.statusCode;
+}
+
+/**
+ * One execution's whole life: create a fresh hardened container, attach, start, send the request,
+ * read frames until the supervisor's result (or a limit, a cancel, or a crash), then remove the
+ * container on every path. A container never serves a second execution.
+ */
+export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signal?: AbortSignal): Promise<ExecutionResult> {
+  const { docker, metrics } = deps;
+  const log = deps.log.child({ execution: plan.id, language: plan.language.id });
+  const nonce = randomBytes(16);
+  let phase: Phase = 'creating';
+  let container: Docker.Container | undefined;
+
+  const stdout = new CappedBuffer(plan.outputKeepBytes);
+  const stderr = new CappedBuffer(plan.outputKeepBytes);
+  const compileStdout = new CappedBuffer(plan.outputKeepBytes);
+  const compileStderr = new CappedBuffer(plan.outputKeepBytes);
+  const diagnostics = new CappedBuffer(4096);
+  let report: SupervisorReport | null = null;
+  let hostTimedOut = false;
+  let cancelled = signal?.aborted ?? false;
+  let protocolFailure: string | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  const startedAt = performance.now();
+
+  metrics.activeExecutions.inc();
+  try {
+    if (cancelled) return finish();
+    const created = performance.now();
+    try {
+      container = await docker.createContainer(containerOptions(plan, deps.image, deps.nodeId));
+    } catch (error) {
+      if (statusCode(error) === 404) throw new ImageMissingError(deps.image);
+      throw error;
+    }
+    const live = container;
+    phase = 'starting';
+    const stream = (await live.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+    const pauseAfterCompile = plan.compile !== null && plan.compile.memoryMb !== plan.limits.memoryMb;
+
+    const done = new Promise<void>((resolve) => {
+      const decoder = new FrameDecoder();
+      const kill = (why: 'timeout' | 'cancel') => {
+        if (why === 'timeout') hostTimedOut = true;
+        else cancelled = true;
+        live.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+        resolve();
+      };
+      const demuxer = new DockerStreamDemuxer((kind, payload) => {
+        if (kind === 2) return diagnostics.push(payload);
+        let frames;
+        try {
+          frames = decoder.push(payload);
+        } catch (error) {
+          protocolFailure = String(error);
+          return resolve();
+        }
+        for (const frame of frames) {
+          switch (frame.type) {
+            case FrameType.RUN_STDOUT: stdout.push(frame.payload); break;
+            case FrameType.RUN_STDERR: stderr.push(frame.payload); break;
+            case FrameType.COMPILE_STDOUT: compileStdout.push(frame.payload); break;
+            case FrameType.COMPILE_STDERR: compileStderr.push(frame.payload); break;
+            case FrameType.COMPILED:
+              // Compilers get their own memory figure; the program gets the language's.
+              live
+                .update({ Memory: plan.limits.memoryMb * MB, MemorySwap: plan.limits.memoryMb * MB })
+                .catch((error: unknown) => log.warn({ err: error }, 'could not lower memory after compile; keeping the compile limit'))
+                .finally(() => stream.write(Buffer.from([1])));
+              break;
+            case FrameType.RESULT:
+              try {
+                report = parseResult(frame.payload, nonce);
+              } catch (error) {
+                protocolFailure = String(error);
+              }
+              return resolve();
+          }
+        }
+      });
+      stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
+      stream.on('end', () => resolve());
+      stream.on('close', () => resolve());
+      stream.on('error', (error) => {
+        protocolFailure = `attach stream: ${String(error)}`;
+        resolve();
+      });
+      signal?.addEventListener('abort', () => kill('cancel'), { once: true });
+      const limitMs = (plan.compile?.timeoutMs ?? 0) + plan.run.timeoutMs + HOST_GRACE_MS;
+      timer = setTimeout(() => kill('timeout'), limitMs);
+    });
+
+    await live.start();
+    metrics.containerStart.labels(plan.language.id).observe((performance.now() - created) / 1000);
+    phase = 'running';
+    stream.write(
+      encodeRequest({
+        nonce,
+        files: plan.files,
+        compile: plan.compile,
+        run: plan.run,
+        stdin: plan.stdin,
+        env: plan.env,
+        outputKeepBytes: plan.outputKeepBytes,
+        outputMaxBytes: plan.outputMaxBytes,
+        pauseAfterCompile,
+      }),
+    );
+    await done;
+    clearTimeout(timer);
+    stream.destroy();
+
+    let oomKilled = false;
+    if (report === null && !cancelled) {
+      // No result: the supervisor itself died. Docker knows whether the OOM killer did it.
+      const state = await live.inspect().then((info) => info.State, () => null);
+      oomKilled = state?.OOMKilled === true;
+      if (!oomKilled && !hostTimedOut) {
+        log.error({ protocolFailure, diagnostics: diagnostics.bytes().toString('utf8'), exitCode: state?.ExitCode }, 'sandbox ended without a result');
+      }
+    }
+    return finish(oomKilled);
+  } catch (error) {
+    if (error instanceof BraindrillError) throw error;
+    log.error({ err: error, phase }, 'execution failed inside the engine');
+    protocolFailure = String(error);
+    return finish();
+  } finally {
+    clearTimeout(timer);
+    metrics.activeExecutions.dec();
+    if (container) await removeContainer(container, log);
+  }
+
+  function finish(oomKilled = false): ExecutionResult {
+    const outcome = classify({ report, hostTimedOut, cancelled, oomKilled });
+    const compileFailed = outcome.reason === 'compile_error';
+    const run = report?.run ?? null;
+    const compile = report?.compile ?? null;
+    const stdoutBytes = stdout.bytes();
+    const stderrBytes = compileFailed ? Buffer.concat([compileStdout.bytes(), compileStderr.bytes()]) : stderr.bytes();
+    const truncated =
+      stdout.overflowed || stderr.overflowed || (run !== null && (run.stdout_bytes > stdoutBytes.length || run.stderr_bytes > stderr.bytes().length || run.output_limited));
+    const result: ExecutionResult = {
+      ...outcome,
+      stdout: stdoutBytes.toString('utf8'),
+      stderr: stderrBytes.toString('utf8') || (outcome.reason === 'internal' && protocolFailure ? `internal error: ${protocolFailure}` : ''),
+      exitCode: run?.exit_code ?? (compileFailed ? (compile?.exit_code ?? null) : null),
+      signal: signalName(run?.signal ?? null),
+      executionTimeMs: run?.wall_ms ?? Math.round(performance.now() - startedAt),
+      truncated,
+      compile: compile && { ...stepStats(compile), stdout: compileStdout.bytes().toString('utf8'), stderr: compileStderr.bytes().toString('utf8') },
+      run: run && stepStats(run),
+      stdoutBytes,
+      stderrBytes,
+    };
+    metrics.executions.labels(plan.language.id, result.status, result.reason ?? 'none').inc();
+    metrics.executionDuration.labels(plan.language.id).observe((performance.now() - startedAt) / 1000);
+    return result;
+  }
+}
+
+function stepStats(step: StepReport): StepStats {
+  return {
+    exitCode: step.exit_code,
+    signal: signalName(step.signal),
+    wallMs: step.wall_ms,
+    cpuMs: step.cpu_ms,
+    maxRssKb: step.max_rss_kb,
+  };
+}
+
+/** Kill and remove in one call; a container already gone is fine, anything else is retried once. */
+export async function removeContainer(container: Docker.Container, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      await container.remove({ force: true, v: true });
+      return;
+    } catch (error) {
+      const code = statusCode(error);
+      if (code === 404) return;
+      if (code === 409 && String(error).includes('already in progress')) return;
+      if (attempt === 3) log.error({ err: error, container: container.id }, 'could not remove sandbox container; the reaper will');
+      else await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+

@@ -1,0 +1,128 @@
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from './errors.ts';
+
+/** Repository root: config/, images/ and migrations/ are found from here. */
+export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export type Role = 'api' | 'worker' | 'all';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Settings {
+  env: 'development' | 'production' | 'test';
+  role: Role;
+  nodeId: string;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  redisUrl: string | null;
+  databaseUrl: string | null;
+  dataDir: string;
+  dockerSocket: string;
+  runtimeImage: string | null;
+  languagesFile: string;
+  concurrency: number;
+  outputKeepBytes: number;
+  outputDrainFactor: number;
+  syncWaitMarginMs: number;
+  rateLimitMaxRequests: number;
+  rateLimitWindowSeconds: number;
+  jobsTtlSeconds: number;
+  bodyLimitBytes: number;
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface Variable<K extends keyof Settings> {
+  name: string;
+  key: K;
+  description: string;
+  default: (partial: Partial<Settings>) => Settings[K];
+  parse: Parser<Settings[K]>;
+}
+
+const integer =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> =>
+  (raw, name) => {
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(`${name}=${JSON.stringify(raw)} must be an integer between ${min} and ${max}.`);
+    }
+    return value;
+  };
+
+const oneOf =
+  <T extends string>(...values: T[]): Parser<T> =>
+  (raw, name) => {
+    if (!(values as string[]).includes(raw)) {
+      throw new ConfigError(`${name}=${JSON.stringify(raw)} must be one of: ${values.join(', ')}.`);
+    }
+    return raw as T;
+  };
+
+const text: Parser<string> = (raw, name) => {
+  if (raw.trim() === '') throw new ConfigError(`${name} is set but empty; unset it or give a value.`);
+  return raw.trim();
+};
+
+const url =
+  (...protocols: string[]): Parser<string> =>
+  (raw, name) => {
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) throw new Error(`protocol ${parsed.protocol}`);
+      return raw;
+    } catch {
+      throw new ConfigError(`${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}.`);
+    }
+  };
+
+function variable<K extends keyof Settings>(v: Variable<K>): Variable<K> {
+  return v;
+}
+
+/**
+ * Every environment variable braindrill reads, in one table: the README's configuration section is
+ * this table.
+ */
+export const VARIABLES = [
+  variable({ name: 'NODE_ENV', key: 'env', description: 'development, production or test; production refuses development defaults', default: () => 'development', parse: oneOf('development', 'production', 'test') }),
+  variable({ name: 'ROLE', key: 'role', description: 'api (HTTP only), worker (a manager of sandbox workers) or all', default: () => 'all', parse: oneOf('api', 'worker', 'all') }),
+  variable({ name: 'NODE_ID', key: 'nodeId', description: 'this node\'s id in labels, logs and membership', default: () => `${os.hostname()}-${randomBytes(3).toString('hex')}`, parse: text }),
+  variable({ name: 'HOST', key: 'host', description: 'address to bind', default: (s) => (s.env === 'production' ? '0.0.0.0' : '127.0.0.1'), parse: text }),
+  variable({ name: 'PORT', key: 'port', description: 'HTTP port', default: () => 8080, parse: integer(0, 65535) }),
+  variable({ name: 'LOG_LEVEL', key: 'logLevel', description: 'pino level', default: () => 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
+  variable({ name: 'REDIS_URL', key: 'redisUrl', description: 'Redis for the cluster; unset: in-process bus', default: () => null, parse: url('redis:', 'rediss:') }),
+  variable({ name: 'DATABASE_URL', key: 'databaseUrl', description: 'PostgreSQL; unset: embedded PGlite in DATA_DIR', default: () => null, parse: url('postgres:', 'postgresql:') }),
+  variable({ name: 'DATA_DIR', key: 'dataDir', description: 'embedded database directory', default: () => path.join(ROOT_DIR, 'data'), parse: text }),
+  variable({ name: 'DOCKER_SOCKET', key: 'dockerSocket', description: 'Docker Engine socket', default: () => '/var/run/docker.sock', parse: text }),
+  variable({ name: 'RUNTIME_IMAGE', key: 'runtimeImage', description: 'runtime image tag; unset: the tag images/build.sh computes from the recipe', default: () => null, parse: text }),
+  variable({ name: 'LANGUAGES_FILE', key: 'languagesFile', description: 'language definitions', default: () => path.join(ROOT_DIR, 'config', 'languages.json'), parse: text }),
+  variable({ name: 'CONCURRENCY', key: 'concurrency', description: 'executions at once on this node', default: () => os.availableParallelism(), parse: integer(0, 256) }),
+  variable({ name: 'OUTPUT_LIMIT_BYTES', key: 'outputKeepBytes', description: 'bytes kept per output stream', default: () => 64 * 1024, parse: integer(1024, 64 * 1024 * 1024) }),
+  variable({ name: 'OUTPUT_DRAIN_FACTOR', key: 'outputDrainFactor', description: 'output beyond keep x factor kills the run (output_limit)', default: () => 16, parse: integer(1, 1024) }),
+  variable({ name: 'SYNC_WAIT_MARGIN_MS', key: 'syncWaitMarginMs', description: 'extra wait of POST /lang beyond the language\'s limits', default: () => 10_000, parse: integer(0, 600_000) }),
+  variable({ name: 'RATE_LIMIT_MAX_REQUESTS', key: 'rateLimitMaxRequests', description: 'submissions per key per window', default: () => 100, parse: integer(1) }),
+  variable({ name: 'RATE_LIMIT_WINDOW_SECONDS', key: 'rateLimitWindowSeconds', description: 'rate-limit refill window', default: () => 3600, parse: integer(1) }),
+  variable({ name: 'JOBS_TTL', key: 'jobsTtlSeconds', description: 'finished jobs are deleted after this many seconds', default: () => 3600, parse: integer(1) }),
+  variable({ name: 'BODY_LIMIT_BYTES', key: 'bodyLimitBytes', description: 'largest HTTP body accepted', default: () => 2 * 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024) }),
+] as const;
+
+/** Parses and validates the environment; throws ConfigError naming the first bad variable. */
+export function loadSettings(environment: NodeJS.ProcessEnv = process.env): Settings {
+  const settings: Partial<Settings> = {};
+  const target = settings as Record<string, unknown>;
+  for (const v of VARIABLES) {
+    const raw = environment[v.name];
+    target[v.key] = raw === undefined || raw === '' ? v.default(settings) : v.parse(raw, v.name);
+  }
+  const result = settings as Settings;
+  if (result.redisUrl && !result.databaseUrl) {
+    throw new ConfigError(
+      'REDIS_URL is set but DATABASE_URL is not: a cluster needs a shared PostgreSQL. Set DATABASE_URL, or unset REDIS_URL for the embedded single-node mode.',
+    );
+  }
+  return result;
+}

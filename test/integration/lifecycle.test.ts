@@ -1,0 +1,49 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { API_KEY, containersOf, startEngine } from '../helpers/engine.ts';
+import { startNode } from '../../src/node.ts';
+import { loadSettings, ROOT_DIR } from '../../src/settings.ts';
+
+t.test('a missing runtime image is a start-up error that names the build command (never a pull)', async (t) => {
+  const settings = loadSettings({ ...process.env, RUNTIME_IMAGE: 'braindrill-runtime:does-not-exist', PORT: '0', LOG_LEVEL: 'silent' });
+  await t.rejects(startNode(settings), /braindrill-runtime:does-not-exist is not present.*never pulls.*images\/build\.sh/s);
+});
+
+t.test('a node SIGKILLed mid-execution leaves a container that its restart reaps', async (t) => {
+  const nodeId = `test-kill-${randomBytes(3).toString('hex')}`;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT_DIR,
+    env: { ...process.env, NODE_ID: nodeId, PORT: '18931', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  for (let i = 0; i < 100; i++) {
+    if (await fetch('http://127.0.0.1:18931/health').then((r) => r.ok, () => false)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const pending = fetch('http://127.0.0.1:18931/lang/bash', { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, body: 'sleep 30' }).catch(() => null);
+  for (let i = 0; i < 50 && (await containersOf(nodeId)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal((await containersOf(nodeId)).length, 1, 'the execution has its container');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  await pending;
+  t.equal((await containersOf(nodeId)).length, 1, 'a killed node cannot clean up');
+  const restarted = await startEngine({ NODE_ID: nodeId });
+  t.same(await containersOf(nodeId), [], 'the restarted node removed its leftover at start-up');
+  await restarted.close();
+});
+
+t.test('the reaper never touches another node\'s containers', async (t) => {
+  const a = await startEngine();
+  const b = await startEngine();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const running = a.request('/lang/bash', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'sleep 1; echo survived' });
+  for (let i = 0; i < 50 && (await containersOf(a.nodeId)).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  await b.node.sandbox.reap();
+  t.equal(await (await running).text(), 'survived\n');
+});

@@ -1,0 +1,91 @@
+import t from 'tap';
+import { ask, dispatch, start, stop } from '../../src/actors/system.ts';
+import { spawnWorkerPool, type PoolMessage, type PoolStats } from '../../src/actors/worker-pool.ts';
+import type { ExecutionReply } from '../../src/actors/worker.ts';
+import type { RunFunction } from '../../src/actors/runner.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { Metrics } from '../../src/observability/metrics.ts';
+import type { ExecutionPlan, ExecutionResult } from '../../src/sandbox/execution.ts';
+
+// A fake sandbox: this tests the actors' scheduling and supervision, not Docker (test/integration does).
+const plan = (id: string, language = 'python'): ExecutionPlan => ({ id, language: { id: language } } as unknown as ExecutionPlan);
+const ok = (stdout: string): ExecutionResult => ({
+  status: 'completed', reason: null, stdout, stderr: '', exitCode: 0, signal: null, executionTimeMs: 1, truncated: false,
+  compile: null, run: null, stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0),
+});
+
+function setup(size: number, run: RunFunction) {
+  const system = start();
+  const pool = spawnWorkerPool(system, { size, run, metrics: new Metrics({ processMetrics: false }), log: createLogger('silent', 'test') });
+  const submit = (p: ExecutionPlan) => ask<PoolMessage, ExecutionReply>(pool, (replyTo) => ({ type: 'submit', plan: p, replyTo }), 5000, 'pool').then((r) => r.result);
+  const stats = () => ask<PoolMessage, PoolStats>(pool, (replyTo) => ({ type: 'stats', replyTo }), 1000, 'pool');
+  return { system, pool, submit, stats };
+}
+
+t.test('a Runner that throws ends as failed/internal and the pool keeps serving', async (t) => {
+  const { system, submit } = setup(1, async (p) => {
+    if (p.id === 'boom') throw new Error('runner exploded');
+    return ok(p.id);
+  });
+  t.teardown(() => stop(system));
+  const crashed = await submit(plan('boom'));
+  t.equal(crashed.status, 'failed');
+  t.equal(crashed.reason, 'internal');
+  t.match(crashed.stderr, /runner exploded/);
+  const next = await submit(plan('after'));
+  t.equal(next.stdout, 'after', 'the same single worker serves the next execution');
+});
+
+t.test('executions beyond the pool size wait in FIFO order and run at most `size` at once', async (t) => {
+  let running = 0;
+  let peak = 0;
+  const order: string[] = [];
+  const { system, submit } = setup(2, async (p) => {
+    running++;
+    peak = Math.max(peak, running);
+    order.push(p.id);
+    await new Promise((r) => setTimeout(r, 20));
+    running--;
+    return ok(p.id);
+  });
+  t.teardown(() => stop(system));
+  const ids = Array.from({ length: 8 }, (_, i) => `e${i}`);
+  const results = await Promise.all(ids.map((id) => submit(plan(id))));
+  t.same(results.map((r) => r.stdout), ids);
+  t.equal(peak, 2);
+  t.same(order, ids, 'started in submission order');
+});
+
+t.test('cancel: a queued execution answers cancelled at once, a running one gets its signal aborted', async (t) => {
+  const { system, pool, submit } = setup(1, (p, signal) =>
+    new Promise((resolve) => {
+      signal.addEventListener('abort', () => resolve({ ...ok(''), status: 'failed', reason: 'cancelled' }));
+      if (p.id !== 'long') resolve(ok(p.id));
+    }),
+  );
+  t.teardown(() => stop(system));
+  const long = submit(plan('long'));
+  const queued = submit(plan('queued'));
+  await new Promise((r) => setTimeout(r, 20));
+  dispatch(pool, { type: 'cancel', executionId: 'queued' });
+  t.equal((await queued).reason, 'cancelled');
+  dispatch(pool, { type: 'cancel', executionId: 'long' });
+  t.equal((await long).reason, 'cancelled');
+});
+
+t.test('resize down never interrupts a running execution', async (t) => {
+  let release!: () => void;
+  const { system, pool, submit, stats } = setup(2, (p) =>
+    p.id === 'slow' ? new Promise((resolve) => (release = () => resolve(ok('slow')))) : Promise.resolve(ok(p.id)),
+  );
+  t.teardown(() => stop(system));
+  const slow = submit(plan('slow'));
+  await new Promise((r) => setTimeout(r, 20));
+  dispatch(pool, { type: 'resize', count: 0 });
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal((await stats()).workers, 1, 'the busy worker is still there');
+  release();
+  t.equal((await slow).stdout, 'slow');
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal((await stats()).workers, 0);
+});
