@@ -52,6 +52,7 @@ cd "$ROOT"
 # h2: exactly this definition; src/sandbox/image.ts computes the same over readdir(), so the
 # recipe directory must stay flat and free of dot-files.
 runtime_hash() {
+	# shellcheck disable=SC2046,SC2002,SC2012 # the prescribed definition, verbatim
 	cat $(cd images/runtime && LC_ALL=C ls | sed 's|^|images/runtime/|') | sha256sum | cut -c1-12
 }
 
@@ -170,8 +171,11 @@ DOCKER_BUILDKIT=0 docker build "${build_args[@]}" images/runtime >&2 ||
 
 # --- smoke test: one request through the supervisor, with the engine's hardening -------------
 
+# shellcheck disable=SC2059 # the formats are generated octal escapes
+{
 u32() { printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)))"; }
 record() { printf "$(printf '\\%03o' "$1")"; u32 "${#2}"; printf '%s' "$2"; }
+}
 smoke_request() {
 	printf 'BDX1'
 	record 1 "braindrill-smoke"
@@ -195,6 +199,48 @@ if ! grep -q 'drill my brain' <<<"$response" || ! grep -q '"error":null,"compile
 	die "smoke test failed; supervisor answered: $(LC_ALL=C tr -c '[:print:]' '.' <<<"$response" | head -c 600)"
 fi
 
+# --- config/languages.json "version" fields against the image (a warning, not a failure) --------
+
+# Debian point releases move versions; the API reports what the config says, so keep it true.
+# shellcheck disable=SC2016 # Python source, expanded by nobody
+version_probe='
+import json, re, subprocess, sys
+probes = {
+    "python": ["python3", "-c", "import platform; print(platform.python_version())"],
+    "javascript": ["node", "-p", "process.versions.node"],
+    "typescript": ["tsc", "--version"],
+    "java": ["javac", "-version"],
+    "ruby": ["ruby", "-e", "print RUBY_VERSION"],
+    "perl": ["perl", "-e", "printf q(%vd), $^V"],
+    "php": ["php", "-r", "echo PHP_VERSION;"],
+    "c": ["gcc", "-dumpfullversion"],
+    "cpp": ["g++", "-dumpfullversion"],
+    "go": ["go", "version"],
+    "rust": ["rustc", "--version"],
+    "bash": ["bash", "-c", "echo ${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}.${BASH_VERSINFO[2]}"],
+}
+for lang in json.load(sys.stdin):
+    name, want = lang["id"], lang["version"]
+    if name not in probes:
+        print(f"  {name}: no version probe in images/build.sh, not checked")
+        continue
+    out = subprocess.run(probes[name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    found = re.search(r"\d+(?:\.\d+)+", out)
+    found = found.group(0) if found else "?"
+    if found != want:
+        print(f"  WARNING {name}: config/languages.json says {want}, the image has {found}")
+'
+if [ -f config/languages.json ]; then
+	mismatches=$(docker run --rm -i --network none --user 65534:65534 --read-only --tmpfs /tmp -e HOME=/tmp \
+		--entrypoint python3 "$candidate" -c "$version_probe" <config/languages.json 2>&1 || true)
+	if [ -n "$mismatches" ]; then
+		say "language versions:"
+		echo "$mismatches" >&2
+	else
+		say "config/languages.json versions match the image"
+	fi
+fi
+
 docker tag "$candidate" "$RUNTIME_TAG"
 docker rmi "$candidate" >/dev/null
 say "built $RUNTIME_TAG in $((SECONDS - started)) s ($(docker image inspect -f '{{.Size}}' "$RUNTIME_TAG" | awk '{printf "%.1f GB", $1 / 1e9}'))"
@@ -202,6 +248,6 @@ say "built $RUNTIME_TAG in $((SECONDS - started)) s ($(docker image inspect -f '
 older=$(docker images --format '{{.Repository}}:{{.Tag}}' "$RUNTIME_REPOSITORY" | grep -v -x -F "$RUNTIME_TAG" || true)
 if [ -n "$older" ]; then
 	say "older runtime images kept (other nodes may still use them; docker rmi when none does):"
-	printf '  %s\n' $older >&2
+	while read -r tag; do printf '  %s\n' "$tag" >&2; done <<<"$older"
 fi
 echo "$RUNTIME_TAG"

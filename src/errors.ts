@@ -64,9 +64,19 @@ export class DockerUnavailableError extends BraindrillError {
   }
 }
 
+/** Too much work waiting: the client should come back later (Retry-After). */
 export class OverloadedError extends BraindrillError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds = 5) {
+    super('backlog_full', 503, message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** One key has too many jobs waiting or running; others are unaffected. */
+export class QuotaExceededError extends BraindrillError {
   constructor(message: string) {
-    super('overloaded', 503, message);
+    super('quota_exceeded', 429, message);
   }
 }
 

@@ -8,7 +8,11 @@ import { LocalCompletions } from './jobs/completions.ts';
 import { JobService } from './jobs/service.ts';
 import { JobStore } from './jobs/store.ts';
 import { BraindrillError } from './errors.ts';
-import { DEFAULT_SUBMISSION_LIMITS, validateSubmission } from './validation/submission.ts';
+import { DEFAULT_SUBMISSION_LIMITS, checkBlockedPatterns, validateSubmission } from './validation/submission.ts';
+import { AccessControl } from './access/access.ts';
+import { LocalBucketStore } from './access/bucket-store.ts';
+import { KeyStore } from './access/key-store.ts';
+import { spawnRateLimiter, type RateLimiterMessage, type RateReply } from './actors/rate-limiter.ts';
 import { buildApp } from './http/app.ts';
 import type { ReadyReport, Services } from './http/services.ts';
 import { loadLanguages } from './languages/language.ts';
@@ -55,6 +59,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
   const system = start();
   const pool: Ref<PoolMessage> = spawnWorkerPool(system, {
     size: settings.concurrency,
+    maxRunningPerOwner: settings.keyMaxRunningJobs,
     run: (plan, signal) => sandbox.run(plan, signal),
     metrics,
     log,
@@ -71,10 +76,15 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     nodeId: settings.nodeId,
     ttlSeconds: settings.jobsTtlSeconds,
     maxAttempts: MAX_ATTEMPTS,
+    quotas: { keyMaxQueued: settings.keyMaxQueuedJobs, maxBacklog: settings.maxBacklog },
     metrics,
     log,
   });
   const jobs = new JobService(manager, store, completions);
+  const keyStore = new KeyStore(database.db);
+  const access = new AccessControl(keyStore, { production: settings.env === 'production', apiKeys: settings.apiKeys }, log);
+  await access.start();
+  const rateLimiter = spawnRateLimiter(system, new LocalBucketStore(), log);
   dispatch(manager, { type: 'recover', startup: true });
 
   const timers = [
@@ -95,9 +105,13 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     languages,
     metrics,
     jobs,
+    access,
+    keys: keyStore,
     validate(body) {
       try {
-        return validateSubmission(body, DEFAULT_SUBMISSION_LIMITS);
+        const submission = validateSubmission(body, DEFAULT_SUBMISSION_LIMITS);
+        checkBlockedPatterns(submission, settings.blockedPatterns);
+        return submission;
       } catch (error) {
         if (error instanceof BraindrillError) metrics.validationErrors.labels(error.code).inc();
         throw error;
@@ -118,7 +132,24 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     },
   };
 
-  const app = await buildApp({ services, log, bodyLimitBytes: settings.bodyLimitBytes });
+  const app = await buildApp({
+    services,
+    log,
+    bodyLimitBytes: settings.bodyLimitBytes,
+    ipRateLimitMax: settings.ipRateLimitMax,
+    metricsToken: settings.metricsToken,
+    access: {
+      keys: access.ring,
+      metrics,
+      submitPolicy: { capacity: settings.rateLimitMaxRequests, windowMs: settings.rateLimitWindowSeconds * 1000 },
+      readPolicy: { capacity: settings.rateLimitReadMaxRequests, windowMs: 60_000 },
+      async take(bucket, policy) {
+        const reply = await ask<RateLimiterMessage, RateReply>(rateLimiter, (replyTo) => ({ type: 'take', bucket, policy, replyTo }), 5000, 'RateLimiter');
+        if (!reply.ok) throw reply.error;
+        return reply.decision;
+      },
+    },
+  });
   let url = '';
   if (options.listen !== false) url = await app.listen({ host: settings.host, port: settings.port });
   else await app.ready();
@@ -132,6 +163,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     sandbox,
     async close() {
       for (const timer of timers) clearInterval(timer);
+      access.stop();
       await app.close();
       dispatch(pool, { type: 'resize', count: 0 });
       // Running executions finish (their containers are removed by their runners) before the system stops.

@@ -31,6 +31,14 @@ export interface Settings {
   rateLimitWindowSeconds: number;
   jobsTtlSeconds: number;
   bodyLimitBytes: number;
+  apiKeys: string | null;
+  rateLimitReadMaxRequests: number;
+  ipRateLimitMax: number;
+  keyMaxQueuedJobs: number;
+  keyMaxRunningJobs: number;
+  maxBacklog: number;
+  blockedPatterns: string[];
+  metricsToken: string | null;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -107,6 +115,14 @@ export const VARIABLES = [
   variable({ name: 'RATE_LIMIT_MAX_REQUESTS', key: 'rateLimitMaxRequests', description: 'submissions per key per window', default: () => 100, parse: integer(1) }),
   variable({ name: 'RATE_LIMIT_WINDOW_SECONDS', key: 'rateLimitWindowSeconds', description: 'rate-limit refill window', default: () => 3600, parse: integer(1) }),
   variable({ name: 'JOBS_TTL', key: 'jobsTtlSeconds', description: 'finished jobs are deleted after this many seconds', default: () => 3600, parse: integer(1) }),
+  variable({ name: 'API_KEYS', key: 'apiKeys', description: 'extra keys: name:key[:admin],… (production: required unless keys are in the database)', default: () => null, parse: text }),
+  variable({ name: 'RATE_LIMIT_READ_MAX_REQUESTS', key: 'rateLimitReadMaxRequests', description: 'reads per key per minute', default: () => 600, parse: integer(1) }),
+  variable({ name: 'IP_RATE_LIMIT_MAX', key: 'ipRateLimitMax', description: 'requests per client IP per minute, before any key is checked', default: () => 3000, parse: integer(1) }),
+  variable({ name: 'KEY_MAX_QUEUED_JOBS', key: 'keyMaxQueuedJobs', description: 'jobs one key may have waiting at once (429 beyond)', default: () => 200, parse: integer(1) }),
+  variable({ name: 'KEY_MAX_RUNNING_JOBS', key: 'keyMaxRunningJobs', description: 'jobs of one key running at once on a node; the rest wait their turn', default: () => Math.max(1, os.availableParallelism()), parse: integer(1) }),
+  variable({ name: 'MAX_BACKLOG', key: 'maxBacklog', description: 'queued jobs in all; past it new jobs get 503 with Retry-After', default: () => 10_000, parse: integer(1) }),
+  variable({ name: 'BLOCKED_PATTERNS', key: 'blockedPatterns', description: 'comma-separated substrings refused in code (policy, not the security boundary); "off" disables', default: () => ['rm -rf', 'wget', 'curl'], parse: (raw) => (raw.trim() === 'off' ? [] : raw.split(',').map((p) => p.trim()).filter(Boolean)) }),
+  variable({ name: 'METRICS_TOKEN', key: 'metricsToken', description: 'when set, /metrics needs Authorization: Bearer <token>', default: () => null, parse: text }),
   variable({ name: 'BODY_LIMIT_BYTES', key: 'bodyLimitBytes', description: 'largest HTTP body accepted', default: () => 2 * 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024) }),
 ] as const;
 

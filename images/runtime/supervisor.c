@@ -248,6 +248,8 @@ static bool valid_file_name(const unsigned char *name, size_t len)
 		return false;
 	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
 		return false;
+	if (name[0] == '-')
+		return false; /* would read as an option where argv holds {sources} */
 	for (size_t i = 0; i < len; i++)
 		if (name[i] == '/' || name[i] == '\0')
 			return false;
@@ -555,6 +557,14 @@ static void close_fds_from(int lowest)
 static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int in_fd, int out_fd, int err_fd)
 {
 	setpgid(0, 0);
+	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+		_exit(127);
+	close_fds_from(3);
+	/* Nothing of the supervisor's is left in this process but memory: forget the nonce, then become
+	 * dumpable again (execve would do so anyway). A non-dumpable process's /proc/self files belong to
+	 * root, which would make the oom_score_adj write below fail. */
+	explicit_bzero(req.nonce, sizeof req.nonce);
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	/* The OOM killer should take the user's processes, never the supervisor. */
 	int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (adj >= 0) {
@@ -562,9 +572,6 @@ static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int i
 		(void)ignored;
 		close(adj);
 	}
-	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-		_exit(127);
-	close_fds_from(3);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;

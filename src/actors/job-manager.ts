@@ -1,3 +1,4 @@
+import { OverloadedError, QuotaExceededError } from '../errors.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { JobRecord, NewJob } from '../jobs/job.ts';
 import type { Completions } from '../jobs/completions.ts';
@@ -32,6 +33,8 @@ export interface JobManagerOptions {
   ttlSeconds: number;
   /** Runs a job may start before it is failed instead of re-run (a job that kills its node). */
   maxAttempts: number;
+  /** Admission: jobs one key may have waiting or running, and jobs waiting in all. */
+  quotas: { keyMaxQueued: number; maxBacklog: number };
   metrics: Metrics;
   log: Logger;
 }
@@ -62,7 +65,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     }
     const plan = planExecution(job.id, language, { files: job.files, stdin: job.stdin, args: job.args }, options.plan);
     state.inFlight.add(job.id);
-    dispatch(pool, { type: 'submit', plan, replyTo: self, onStart: self });
+    dispatch(pool, { type: 'submit', plan, owner: job.owner, replyTo: self, onStart: self });
   }
 
   async function persistResult(state: State, jobId: string, result: ExecutionResult): Promise<void> {
@@ -83,6 +86,15 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
       switch (message.type) {
         case 'submit': {
           try {
+            const counts = await store.activeCounts(message.job.owner);
+            if (counts.queued >= options.quotas.maxBacklog) {
+              metrics.jobsRejected.labels('backlog').inc();
+              throw new OverloadedError(`${counts.queued} jobs are waiting (MAX_BACKLOG ${options.quotas.maxBacklog}); try again shortly.`);
+            }
+            if (counts.ownerActive >= options.quotas.keyMaxQueued) {
+              metrics.jobsRejected.labels('quota').inc();
+              throw new QuotaExceededError(`This key already has ${counts.ownerActive} jobs waiting or running (KEY_MAX_QUEUED_JOBS ${options.quotas.keyMaxQueued}); wait for some to finish.`);
+            }
             const job = await store.insert(message.job);
             metrics.jobsSubmitted.labels(job.language).inc();
             enqueue(ctx.self, state, job);

@@ -13,7 +13,7 @@ export interface PoolStats {
 }
 
 export type PoolMessage =
-  | { type: 'submit'; plan: ExecutionPlan; replyTo: Ref<ExecutionReply>; onStart?: Ref<ExecutionStarted> }
+  | { type: 'submit'; plan: ExecutionPlan; owner?: string | null; replyTo: Ref<ExecutionReply>; onStart?: Ref<ExecutionStarted> }
   | { type: 'cancel'; executionId: string }
   | { type: 'worker-idle'; worker: string }
   | { type: 'resize'; count: number }
@@ -21,6 +21,7 @@ export type PoolMessage =
 
 interface Pending {
   plan: ExecutionPlan;
+  owner: string | null;
   replyTo: Ref<ExecutionReply>;
   onStart?: Ref<ExecutionStarted>;
   controller: AbortController;
@@ -34,10 +35,14 @@ interface PoolState {
   /** Workers asked to stop; a busy one stops when its execution ends, never mid-run. */
   retiring: Set<string>;
   spawned: number;
+  /** Executions running per owner (API key), for KEY_MAX_RUNNING_JOBS. */
+  runningByOwner: Map<string, number>;
 }
 
 export interface PoolOptions {
   size: number;
+  /** At most this many executions of one owner run at once; the rest wait without blocking others. */
+  maxRunningPerOwner?: number;
   run: RunFunction;
   metrics: Metrics;
   log: Logger;
@@ -70,8 +75,22 @@ export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<P
     metrics.workerPoolSize.set(state.workers.size - state.retiring.size);
   };
 
+  const maxPerOwner = options.maxRunningPerOwner ?? Number.POSITIVE_INFINITY;
+  const eligible = (state: PoolState, pending: Pending) =>
+    pending.owner === null || (state.runningByOwner.get(pending.owner) ?? 0) < maxPerOwner;
+
+  /** Takes the oldest waiting execution whose owner is under its running limit. */
+  function takeNext(state: PoolState): Pending | undefined {
+    const index = state.queue.findIndex((p) => eligible(state, p));
+    if (index < 0) return undefined;
+    const [next] = state.queue.splice(index, 1);
+    metrics.queueDepth.labels(next!.plan.language.id).dec();
+    return next;
+  }
+
   function assign(state: PoolState, worker: string, pending: Pending): void {
     state.busy.set(worker, pending);
+    if (pending.owner !== null) state.runningByOwner.set(pending.owner, (state.runningByOwner.get(pending.owner) ?? 0) + 1);
     dispatch(state.workers.get(worker)!, { type: 'run', plan: pending.plan, signal: pending.controller.signal, replyTo: pending.replyTo, onStart: pending.onStart });
   }
 
@@ -105,8 +124,8 @@ export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<P
     (state: PoolState, message: PoolMessage, ctx): PoolState => {
       switch (message.type) {
         case 'submit': {
-          const pending: Pending = { plan: message.plan, replyTo: message.replyTo, onStart: message.onStart, controller: new AbortController() };
-          const worker = state.idle.shift();
+          const pending: Pending = { plan: message.plan, owner: message.owner ?? null, replyTo: message.replyTo, onStart: message.onStart, controller: new AbortController() };
+          const worker = eligible(state, pending) ? state.idle.shift() : undefined;
           if (worker) assign(state, worker, pending);
           else {
             state.queue.push(pending);
@@ -115,14 +134,18 @@ export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<P
           return state;
         }
         case 'worker-idle': {
+          const finished = state.busy.get(message.worker);
           state.busy.delete(message.worker);
+          if (finished?.owner) {
+            const running = (state.runningByOwner.get(finished.owner) ?? 1) - 1;
+            if (running > 0) state.runningByOwner.set(finished.owner, running);
+            else state.runningByOwner.delete(finished.owner);
+          }
           if (state.retiring.has(message.worker)) retire(state, message.worker);
           else if (state.workers.has(message.worker)) {
-            const next = state.queue.shift();
-            if (next) {
-              metrics.queueDepth.labels(next.plan.language.id).dec();
-              assign(state, message.worker, next);
-            } else if (!state.idle.includes(message.worker)) state.idle.push(message.worker);
+            const next = takeNext(state);
+            if (next) assign(state, message.worker, next);
+            else if (!state.idle.includes(message.worker)) state.idle.push(message.worker);
           }
           updatePoolSize(state);
           return state;
@@ -154,7 +177,7 @@ export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<P
     },
     'worker-pool',
     {
-      initialStateFunc: (): PoolState => ({ workers: new Map(), idle: [], busy: new Map(), queue: [], retiring: new Set<string>(), spawned: 0 }),
+      initialStateFunc: (): PoolState => ({ workers: new Map(), idle: [], busy: new Map(), queue: [], retiring: new Set<string>(), spawned: 0, runningByOwner: new Map() }),
       onCrash: (message, error, ctx) => {
         log.error({ err: error, message: message?.type }, 'worker pool failed on a message; resuming');
         return ctx.resume;

@@ -33,6 +33,17 @@ export interface JobsTable {
   attempts: Generated<number>;
 }
 
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  hash: string;
+  admin: Generated<boolean>;
+  source: ColumnType<'database' | 'env', 'database' | 'env' | undefined, 'database' | 'env'>;
+  created_at: Generated<Date>;
+  revoked_at: NullableTime;
+}
+
 export interface Schema {
   jobs: JobsTable;
+  api_keys: ApiKeysTable;
 }

@@ -3,7 +3,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from '../observability/logger.ts';
+import rateLimit from '@fastify/rate-limit';
+import { accessPlugin, type AccessOptions } from './access.ts';
 import { errorsPlugin } from './errors.ts';
+import { keyRoutes } from './routes/keys.ts';
 import { resultSchema } from './result.ts';
 import { healthRoutes, readySchema } from './routes/health.ts';
 import { langRoutes } from './routes/lang.ts';
@@ -16,10 +19,14 @@ export interface AppOptions {
   services: Services;
   log: Logger;
   bodyLimitBytes: number;
+  /** Requests per client IP per minute, checked before any key (a guard against floods of bad keys). */
+  ipRateLimitMax: number;
+  metricsToken: string | null;
+  access: AccessOptions;
 }
 
 /** The HTTP face of a node: routes translate requests into calls on `services` and back. */
-export async function buildApp({ services, log, bodyLimitBytes }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, log, bodyLimitBytes, ipRateLimitMax, metricsToken, access }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: bodyLimitBytes,
@@ -42,13 +49,29 @@ export async function buildApp({ services, log, bodyLimitBytes }: AppOptions): P
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(errorsPlugin);
+  await app.register(rateLimit, {
+    global: true,
+    max: ipRateLimitMax,
+    timeWindow: 60_000,
+    hook: 'onRequest',
+    keyGenerator: (request) => request.ip,
+    // Per-key limits set X-RateLimit-*; this guard only says when to come back.
+    addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': true },
+    addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+    errorResponseBuilder: (_request, context) => ({
+      statusCode: 429,
+      error: { code: 'ip_rate_limited', message: `Too many requests from this address (${context.max} per minute); retry in ${Math.ceil(context.ttl / 1000)} s.` },
+    }),
+  });
+  await app.register(accessPlugin, access);
   app.addSchema(resultSchema);
   app.addSchema(readySchema);
 
-  await app.register(healthRoutes, { services });
+  await app.register(healthRoutes, { services, metricsToken });
   await app.register(languageRoutes, { services });
   await app.register(langRoutes, { services });
   await app.register(jobRoutes, { services });
   await app.register(runRoutes, { services });
+  await app.register(keyRoutes, { services });
   return app;
 }

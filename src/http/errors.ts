@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { BraindrillError, UnsupportedLanguageError } from '../errors.ts';
+import { BraindrillError, OverloadedError, UnsupportedLanguageError } from '../errors.ts';
 
 export interface ErrorBody {
   error: { code: string; message: string; supported?: string[] };
@@ -41,7 +41,8 @@ function errorHandler(this: FastifyInstance, error: FastifyError | BraindrillErr
     return sendError(reply, 400, error.code, error.message, { supported: error.supported });
   }
   if (error instanceof BraindrillError) {
-    if (error.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    if (error instanceof OverloadedError) reply.header('retry-after', String(error.retryAfterSeconds));
+    if (error.statusCode >= 500 && !(error instanceof OverloadedError)) request.log.error({ err: error }, 'request failed');
     return sendError(reply, error.statusCode, error.code, error.message);
   }
   const fastifyError = error as FastifyError;

@@ -1,3 +1,5 @@
+import type { AccessControl } from '../access/access.ts';
+import type { KeyStore } from '../access/key-store.ts';
 import type { JobService } from '../jobs/service.ts';
 import type { LanguageRegistry } from '../languages/registry.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -16,6 +18,8 @@ export interface Services {
   languages: LanguageRegistry;
   metrics: Metrics;
   jobs: JobService;
+  access: AccessControl;
+  keys: KeyStore;
   /** Validates a submission body (counting refusals) and returns it normalised. */
   validate(body: SubmissionBody): Submission;
   /** How long a synchronous request waits for its job: queue time and the language's steps included. */

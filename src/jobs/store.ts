@@ -260,6 +260,21 @@ export class JobStore {
     return counts;
   }
 
+  /** For admission: jobs waiting in all, and jobs of `owner` waiting or running. */
+  async activeCounts(owner: string | null): Promise<{ queued: number; ownerActive: number }> {
+    const row = await this.#run(() =>
+      this.db
+        .selectFrom('jobs')
+        .select((eb) => [
+          eb.fn.countAll().filterWhere('status', '=', 'queued').as('queued'),
+          eb.fn.countAll().filterWhere('owner', '=', owner ?? '').as('ownerActive'),
+        ])
+        .where('status', 'in', ['queued', 'running'])
+        .executeTakeFirstOrThrow(),
+    );
+    return { queued: Number(row.queued), ownerActive: owner === null ? 0 : Number(row.ownerActive) };
+  }
+
   async queuedByLanguage(): Promise<Record<string, number>> {
     const rows = await this.#run(() =>
       this.db

@@ -89,6 +89,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly jobsRejected = new Counter({
+    name: 'braindrill_jobs_rejected_total',
+    help: 'Submissions refused before queueing, by cause (quota, backlog)',
+    labelNames: ['cause'] as const,
+    registers: [this.registry],
+  });
+
   readonly containersReaped = new Counter({
     name: 'braindrill_containers_reaped_total',
     help: 'Leftover sandbox containers of this node removed by the reaper',

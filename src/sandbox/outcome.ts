@@ -51,10 +51,11 @@ export function classify(observed: HostObservation): Outcome {
     return failed('compile_error');
   }
   if (!run) return observed.hostTimedOut ? timedOut : failed('internal');
-  if (succeeded(run) && !observed.hostTimedOut) return { status: 'completed', reason: null };
+  // A limit that fired is reported even when the main process exited 0 (a fork bomb's parent often does).
   if (run.output_limited) return failed('output_limit');
   if (oom) return failed('memory_limit');
   if (report.pids_limited) return failed('pids_limit');
+  if (succeeded(run) && !observed.hostTimedOut) return { status: 'completed', reason: null };
   if (run.timed_out || observed.hostTimedOut) return timedOut;
   return failed('runtime_error');
 }

@@ -83,3 +83,15 @@ export function validateSubmission(body: SubmissionBody, limits: SubmissionLimit
   }
   return { files, stdin, args };
 }
+
+/**
+ * The seed's dangerous-pattern list, as configurable policy (BLOCKED_PATTERNS). It is not the security
+ * boundary — the sandbox is — but some operators want obvious abuse refused early.
+ */
+export function checkBlockedPatterns(submission: Submission, patterns: readonly string[]): void {
+  for (const file of submission.files) {
+    const lower = file.content.toLowerCase();
+    const found = patterns.find((p) => lower.includes(p.toLowerCase()));
+    if (found) throw new ValidationError('blocked_pattern', `The code contains "${found}", which this server refuses (BLOCKED_PATTERNS).`);
+  }
+}

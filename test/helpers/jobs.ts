@@ -26,10 +26,10 @@ export async function submitJob(engine: TestEngine, body: Record<string, unknown
 }
 
 /** Polls GET /jobs/:id until the job leaves queued/running (bounded). */
-export async function waitForJob(engine: TestEngine, id: string, timeoutMs = 60_000): Promise<JobView> {
+export async function waitForJob(engine: TestEngine, id: string, timeoutMs = 60_000, key?: string): Promise<JobView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const response = await engine.request(`/jobs/${id}`);
+    const response = await engine.request(`/jobs/${id}`, key ? { headers: { 'x-api-key': key } } : {});
     if (response.status === 200) {
       const job = (await response.json()) as JobView;
       if (job.status !== 'queued' && job.status !== 'running') return job;

@@ -115,9 +115,9 @@ t.test('cancel a queued job (one worker busy)', async (t) => {
   const blocker = await submitJob(engine, { language: 'bash', code: 'sleep 2; echo done' });
   const queued = await submitJob(engine, { language: 'bash', code: 'echo never' });
   const response = await engine.request(`/jobs/${queued}`, { method: 'DELETE' });
-  t.match(await response.json(), { status: 'failed', reason: 'cancelled', output: null });
+  t.match(await response.json(), { status: 'failed', reason: 'cancelled', output: '', exit_code: null });
   t.match(await waitForJob(engine, blocker), { status: 'completed', output: 'done\n' });
-  t.match(await waitForJob(engine, queued), { status: 'failed', reason: 'cancelled', output: null }, 'it never ran');
+  t.match(await waitForJob(engine, queued), { status: 'failed', reason: 'cancelled', output: '', exit_code: null, execution_duration_ms: null }, 'it never ran');
 });
 
 t.test('a sync request that waits too long answers 504 with X-Job-Id, and the job can still be polled', async (t) => {

@@ -89,3 +89,37 @@ t.test('resize down never interrupts a running execution', async (t) => {
   await new Promise((r) => setTimeout(r, 20));
   t.equal((await stats()).workers, 0);
 });
+
+t.test('an owner at its running limit waits without blocking other owners', async (t) => {
+  const system = start();
+  t.teardown(() => stop(system));
+  const release = new Map<string, () => void>();
+  const started: string[] = [];
+  const pool = spawnWorkerPool(system, {
+    size: 2,
+    maxRunningPerOwner: 1,
+    run: (p) => new Promise((resolve) => {
+      started.push(p.id);
+      release.set(p.id, () => resolve(ok(p.id)));
+    }),
+    metrics: new Metrics({ processMetrics: false }),
+    log: createLogger('silent', 'test'),
+  });
+  const submit = (id: string, owner: string) =>
+    ask<PoolMessage, ExecutionReply>(pool, (replyTo) => ({ type: 'submit', plan: plan(id), owner, replyTo }), 5000, 'pool').then((r) => r.result);
+  const a1 = submit('a1', 'A');
+  const a2 = submit('a2', 'A');
+  const b1 = submit('b1', 'B');
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(started, ['a1', 'b1'], "A's second execution waits, B's runs");
+  release.get('b1')!();
+  t.equal((await b1).stdout, 'b1');
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(started, ['a1', 'b1'], 'a free worker does not break the per-owner limit');
+  release.get('a1')!();
+  await a1;
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(started, ['a1', 'b1', 'a2']);
+  release.get('a2')!();
+  t.equal((await a2).stdout, 'a2');
+});

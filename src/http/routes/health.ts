@@ -1,8 +1,16 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { sendError } from '../errors.ts';
 import type { Services } from '../services.ts';
 
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = header?.startsWith('Bearer ') ? header.slice(7) : '';
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(presented), digest(token));
+}
+
 /** Open probes: `/health` (liveness), `/ready` (this node's dependencies), `/metrics` (Prometheus). */
-export const healthRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
+export const healthRoutes: FastifyPluginAsync<{ services: Services; metricsToken: string | null }> = async (app, { services, metricsToken }) => {
   app.get(
     '/health',
     { schema: { summary: 'Liveness', tags: ['monitoring'], response: { 200: { type: 'string' } } } },
@@ -27,7 +35,10 @@ export const healthRoutes: FastifyPluginAsync<{ services: Services }> = async (a
     },
   );
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['monitoring'], response: { 200: { type: 'string' } } } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['monitoring'], response: { 200: { type: 'string' } } } }, async (request, reply) => {
+    if (metricsToken !== null && !bearerMatches(request.headers.authorization, metricsToken)) {
+      return sendError(reply, 401, 'unauthorized', 'Metrics need Authorization: Bearer <METRICS_TOKEN>.');
+    }
     const registry = services.metrics.registry;
     return reply.type(registry.contentType).send(await registry.metrics());
   });

@@ -80,6 +80,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
   app.post<{ Body: SubmissionBody & { language: string } }>(
     '/jobs',
     {
+      config: { access: 'submit' },
       schema: {
         summary: 'Submit a job',
         tags: ['jobs'],
@@ -97,7 +98,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.get<{ Params: { id: string } }>(
     '/jobs/:id',
-    { schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errors } } },
+    { config: { access: 'read' }, schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errors } } },
     async (request, reply) => {
       const job = await services.jobs.get(parseJobId(request.params.id), ownerOf(request));
       if (!job) return sendError(reply, 404, 'job_not_found', `No job ${request.params.id}.`);
@@ -108,6 +109,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
   app.get<{ Querystring: { limit?: string; offset?: string } }>(
     '/jobs',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'List jobs, newest first',
         tags: ['jobs'],
@@ -133,7 +135,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.delete<{ Params: { id: string } }>(
     '/jobs/:id',
-    { schema: { summary: 'Cancel a queued or running job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errors } } },
+    { config: { access: 'read' }, schema: { summary: 'Cancel a queued or running job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errors } } },
     async (request, reply) => {
       const id = parseJobId(request.params.id);
       const owner = ownerOf(request);

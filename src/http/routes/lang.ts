@@ -49,6 +49,7 @@ export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   app.post<{ Params: { language: string }; Body: string | SubmissionBody }>(
     '/lang/:language',
     {
+      config: { access: 'submit' },
       schema: {
         summary: 'Run code synchronously',
         description: 'text/plain body: the code. JSON body: {code | files, stdin?, args?}. Answers text/plain (stdout; stderr when the program failed) or JSON with Accept: application/json.',

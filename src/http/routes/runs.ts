@@ -14,6 +14,7 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
   app.post<{ Body: SubmissionBody & { language: string } }>(
     '/api/runs',
     {
+      config: { access: 'submit' },
       schema: {
         summary: 'Queue a run (Lambex)',
         tags: ['runs'],
@@ -32,6 +33,7 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
   app.get<{ Params: { runId: string } }>(
     '/api/runs/:runId',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'Run status and output (Lambex)',
         tags: ['runs'],

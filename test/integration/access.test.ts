@@ -1,0 +1,185 @@
+import t from 'tap';
+import { startEngine, type TestEngine } from '../helpers/engine.ts';
+import { submitJob, waitForJob, waitForStatus } from '../helpers/jobs.ts';
+import { startPostgres } from '../helpers/postgres.ts';
+import { startNode } from '../../src/node.ts';
+import { loadSettings } from '../../src/settings.ts';
+import { hashKey, keyId } from '../../src/access/keys.ts';
+
+const metric = async (engine: TestEngine, name: string): Promise<number> => {
+  const text = await (await fetch(`${engine.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').pop()) : 0;
+};
+
+t.test('keys', async (t) => {
+  const engine = await startEngine();
+  t.teardown(() => engine.close());
+
+  t.test('no key or an unknown key: 401 with the same JSON body, counted', async (t) => {
+    const before = await metric(engine, 'braindrill_auth_failures_total');
+    const missing = await engine.request('/lang/python', { method: 'POST', headers: { 'x-api-key': '', 'content-type': 'text/plain' }, body: 'print(1)' });
+    const unknown = await engine.request('/jobs', { headers: { 'x-api-key': 'not-a-real-key' } });
+    t.equal(missing.status, 401);
+    t.equal(unknown.status, 401);
+    const body = await missing.json();
+    t.same(await unknown.json(), body);
+    t.match(body, { error: { code: 'unauthorized' } });
+    t.equal(await metric(engine, 'braindrill_auth_failures_total'), before + 2);
+  });
+
+  t.test('the key may come as ?api_key=, as in the seed, and is never logged', async (t) => {
+    const response = await fetch(`${engine.url}/lang/python?api_key=dev-key-12345`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'print("query key")' });
+    t.equal(await response.text(), 'query key\n');
+    const logs = engine.logs.join('');
+    t.notMatch(logs, 'dev-key-12345');
+    t.match(logs, 'api_key=[redacted]');
+  });
+
+  t.test('open routes stay open', async (t) => {
+    for (const path of ['/health', '/ready', '/metrics', '/languages']) t.equal((await fetch(`${engine.url}${path}`)).status, 200, path);
+  });
+
+  t.test('a job is invisible to a different key', async (t) => {
+    const id = await submitJob(engine, { language: 'bash', code: 'echo mine' });
+    await waitForJob(engine, id);
+    const other = { 'x-api-key': 'test-key-abcde' };
+    t.equal((await engine.request(`/jobs/${id}`, { headers: other })).status, 404);
+    t.equal((await engine.request(`/api/runs/${id}`, { headers: other })).status, 404);
+    t.equal((await engine.request(`/jobs/${id}`, { method: 'DELETE', headers: other })).status, 404);
+    const list = (await (await engine.request('/jobs?limit=100', { headers: other })).json()) as { jobs: { job_id: string }[] };
+    t.notOk(list.jobs.some((j) => j.job_id === id));
+  });
+
+  t.test('admin routes need an admin key', async (t) => {
+    t.equal((await engine.request('/admin/keys', { headers: { 'x-api-key': 'test-key-abcde' } })).status, 403);
+    t.equal((await engine.request('/admin/keys')).status, 200);
+  });
+
+  t.test('blocked patterns are refused as policy, with their rule', async (t) => {
+    const before = await metric(engine, 'braindrill_validation_errors_total');
+    const response = await engine.request('/lang/bash', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'curl http://127.0.0.1/' });
+    t.equal(response.status, 400);
+    t.match(await response.json(), { error: { code: 'blocked_pattern', message: /curl/ } });
+    t.ok((await metric(engine, 'braindrill_validation_errors_total')) >= before);
+  });
+});
+
+t.test('BLOCKED_PATTERNS=off turns the list off', async (t) => {
+  const engine = await startEngine({ BLOCKED_PATTERNS: 'off' });
+  t.teardown(() => engine.close());
+  const response = await engine.request('/lang/bash', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'echo "rm -rf is just text"' });
+  t.equal(await response.text(), 'rm -rf is just text\n');
+});
+
+t.test('rate limit: capacity 5, the sixth is 429 with Retry-After; a token returns after window/capacity', async (t) => {
+  const engine = await startEngine({ RATE_LIMIT_MAX_REQUESTS: '5', RATE_LIMIT_WINDOW_SECONDS: '3600' });
+  t.teardown(() => engine.close());
+  const remaining = [];
+  for (let i = 0; i < 5; i++) {
+    const response = await engine.request('/jobs', { method: 'POST', json: { language: 'bash', code: `echo ${i}` } });
+    t.equal(response.status, 202);
+    remaining.push(response.headers.get('x-ratelimit-remaining'));
+  }
+  t.same(remaining, ['4', '3', '2', '1', '0']);
+  const refused = await engine.request('/jobs', { method: 'POST', json: { language: 'bash', code: 'echo 6' } });
+  t.equal(refused.status, 429);
+  t.equal(refused.headers.get('x-ratelimit-retry-after'), '720');
+  t.equal(refused.headers.get('retry-after'), '720');
+  t.equal(refused.headers.get('x-ratelimit-remaining'), '0');
+  t.match(await refused.json(), { error: { code: 'rate_limited' } });
+  t.equal(await metric(engine, 'braindrill_rate_limit_hits_total'), 1);
+  const read = await engine.request('/jobs');
+  t.equal(read.status, 200, 'reads have their own bucket');
+  t.ok(Number(read.headers.get('x-ratelimit-remaining')) > 100);
+  const other = await engine.request('/jobs', { method: 'POST', headers: { 'x-api-key': 'test-key-abcde' }, json: { language: 'bash', code: 'echo other' } });
+  t.equal(other.status, 202, 'another key has its own bucket');
+});
+
+t.test('rate limit refill: one token per window/capacity', async (t) => {
+  const engine = await startEngine({ RATE_LIMIT_MAX_REQUESTS: '2', RATE_LIMIT_WINDOW_SECONDS: '2' });
+  t.teardown(() => engine.close());
+  const post = () => engine.request('/jobs', { method: 'POST', json: { language: 'bash', code: 'echo x' } });
+  t.equal((await post()).status, 202);
+  t.equal((await post()).status, 202);
+  const refused = await post();
+  t.equal(refused.status, 429);
+  t.equal(refused.headers.get('retry-after'), '1');
+  await new Promise((r) => setTimeout(r, 1100));
+  t.equal((await post()).status, 202, 'one token came back after 1 s');
+});
+
+t.test('quotas: per-key queued limit is 429, the backlog guard is 503 with Retry-After', async (t) => {
+  const engine = await startEngine({ CONCURRENCY: '1', KEY_MAX_QUEUED_JOBS: '2', MAX_BACKLOG: '3' });
+  t.teardown(() => engine.close());
+  const a = await submitJob(engine, { language: 'bash', code: 'sleep 2' });
+  await waitForStatus(engine, a, 'running');
+  await submitJob(engine, { language: 'bash', code: 'echo queued' });
+  const over = await engine.request('/jobs', { method: 'POST', json: { language: 'bash', code: 'echo 3' } });
+  t.equal(over.status, 429);
+  t.match(await over.json(), { error: { code: 'quota_exceeded', message: /KEY_MAX_QUEUED_JOBS/ } });
+  const other = { 'x-api-key': 'test-key-abcde' };
+  t.equal((await engine.request('/jobs', { method: 'POST', headers: other, json: { language: 'bash', code: 'echo b1' } })).status, 202, 'other keys are unaffected');
+  t.equal((await engine.request('/jobs', { method: 'POST', headers: other, json: { language: 'bash', code: 'echo b2' } })).status, 202);
+  const full = await engine.request('/jobs', { method: 'POST', headers: { 'x-api-key': 'prod-key-67890' }, json: { language: 'bash', code: 'echo c' } });
+  t.equal(full.status, 503);
+  t.ok(Number(full.headers.get('retry-after')) > 0);
+  t.match(await full.json(), { error: { code: 'backlog_full' } });
+  t.match(await fetch(`${engine.url}/metrics`).then((r) => r.text()), /braindrill_jobs_rejected_total\{cause="quota"\} 1/);
+});
+
+t.test('KEY_MAX_RUNNING_JOBS: one key cannot take every worker', async (t) => {
+  const engine = await startEngine({ CONCURRENCY: '2', KEY_MAX_RUNNING_JOBS: '1' });
+  t.teardown(() => engine.close());
+  const a1 = await submitJob(engine, { language: 'bash', code: 'sleep 2' });
+  const a2 = await submitJob(engine, { language: 'bash', code: 'sleep 2' });
+  await waitForStatus(engine, a1, 'running');
+  const b = await engine.request('/jobs', { method: 'POST', headers: { 'x-api-key': 'test-key-abcde' }, json: { language: 'bash', code: 'echo b' } });
+  const bId = ((await b.json()) as { job_id: string }).job_id;
+  const bJob = await waitForJob(engine, bId, 60_000, 'test-key-abcde');
+  t.equal(bJob.output, 'b\n');
+  const a2Now = (await (await engine.request(`/jobs/${a2}`)).json()) as { status: string };
+  t.equal(a2Now.status, 'queued', "the key's second job waited while another key ran");
+  t.match(await waitForJob(engine, a2), { status: 'completed' });
+});
+
+t.test('production mode refuses the development keys and needs its own', async (t) => {
+  const base = { ...process.env, NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' };
+  await t.rejects(startNode(loadSettings({ ...base, API_KEYS: 'dev:dev-key-12345' })), /production refuses the default keys/);
+  await t.rejects(startEngine({ NODE_ENV: 'production', API_KEYS: 'dev:dev-key-12345:admin' }), /production refuses the default keys/);
+  await t.rejects(startEngine({ NODE_ENV: 'production' }), /no API keys/);
+  const engine = await startEngine({ NODE_ENV: 'production', API_KEYS: 'ops:a-long-enough-secret:admin' });
+  t.teardown(() => engine.close());
+  t.equal((await engine.request('/jobs')).status, 401, 'dev-key-12345 does not exist in production');
+  t.equal((await engine.request('/jobs', { headers: { 'x-api-key': 'a-long-enough-secret' } })).status, 200);
+});
+
+t.test('revocation reaches every node within seconds (two nodes, one PostgreSQL)', async (t) => {
+  const postgres = await startPostgres();
+  t.teardown(() => postgres.destroy());
+  const url = await postgres.createDatabase();
+  const a = await startEngine({ DATABASE_URL: url });
+  const b = await startEngine({ DATABASE_URL: url });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const created = (await (await a.request('/admin/keys', { method: 'POST', json: { name: 'temp' } })).json()) as { id: string; key: string };
+  t.match(created.key, /^bd_/);
+  const asTemp = { 'x-api-key': created.key };
+  let okOnB = false;
+  for (let i = 0; i < 30 && !okOnB; i++) {
+    okOnB = (await b.request('/jobs', { headers: asTemp })).status === 200;
+    if (!okOnB) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.ok(okOnB, 'a key created on A works on B');
+  t.equal((await a.request(`/admin/keys/${created.id}`, { method: 'DELETE' })).status, 200);
+  t.equal((await a.request('/jobs', { headers: asTemp })).status, 401, 'revoked at once on A');
+  const start = Date.now();
+  while ((await b.request('/jobs', { headers: asTemp })).status === 200 && Date.now() - start < 10_000) await new Promise((r) => setTimeout(r, 100));
+  t.equal((await b.request('/jobs', { headers: asTemp })).status, 401, `revoked on B after ${Date.now() - start} ms`);
+  // A configured key is revoked the same way, by its id.
+  const testKey = keyId(hashKey('test-key-abcde'));
+  t.equal((await a.request(`/admin/keys/${testKey}`, { method: 'DELETE' })).status, 200);
+  t.equal((await a.request('/jobs', { headers: { 'x-api-key': 'test-key-abcde' } })).status, 401);
+});
