@@ -29,7 +29,7 @@ export class UnsupportedLanguageError extends BraindrillError {
     super(
       'unsupported_language',
       400,
-      `Language "${language}" is not supported. Supported: ${supported.join(', ')} (GET /languages lists aliases).`,
+      `Language "${language.slice(0, 64)}" is not supported. Supported: ${supported.join(', ')} (GET /languages lists aliases).`,
     );
     this.supported = supported;
   }

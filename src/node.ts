@@ -56,6 +56,17 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
   await sandbox.check();
   await sandbox.reap();
 
+  const database = await openDatabase({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
+  const keyStore = new KeyStore(database.db);
+  let access: AccessControl;
+  try {
+    access = new AccessControl(keyStore, { production: settings.env === 'production', apiKeys: settings.apiKeys }, log);
+    await access.start();
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+
   const system = start();
   const pool: Ref<PoolMessage> = spawnWorkerPool(system, {
     size: settings.concurrency,
@@ -64,7 +75,6 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     metrics,
     log,
   });
-  const database = await openDatabase({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
   const store = new JobStore(database.db);
   const completions = new LocalCompletions();
   const manager: Ref<JobManagerMessage> = spawnJobManager(system, {
@@ -81,9 +91,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     log,
   });
   const jobs = new JobService(manager, store, completions);
-  const keyStore = new KeyStore(database.db);
-  const access = new AccessControl(keyStore, { production: settings.env === 'production', apiKeys: settings.apiKeys }, log);
-  await access.start();
+  metrics.observeQueuedJobs(() => store.queuedByLanguage());
   const rateLimiter = spawnRateLimiter(system, new LocalBucketStore(), log);
   dispatch(manager, { type: 'recover', startup: true });
 

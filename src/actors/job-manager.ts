@@ -73,7 +73,10 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     const language = job ? languages.find(job.language) : undefined;
     if (job && language) {
       const applied = await store.complete(jobId, jobOutcome(result, language));
-      if (applied) metrics.requests.labels(language.id, result.status).inc();
+      if (applied) {
+        metrics.requests.labels(language.id, result.status).inc();
+        log.info({ job: jobId, language: language.id, status: result.status, reason: result.reason, durationMs: result.executionTimeMs }, 'job finished');
+      }
     }
     state.unsaved.delete(jobId);
     state.inFlight.delete(jobId);
@@ -139,6 +142,8 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
               // One process owns this database in the embedded and single-node modes: every job still
               // marked running was running in a process that died.
               const { requeued, failed } = await store.requeueRunning(null, options.maxAttempts);
+              metrics.jobsRecovered.labels('requeued').inc(requeued.length);
+              metrics.jobsRecovered.labels('failed').inc(failed.length);
               if (requeued.length + failed.length > 0) log.warn({ requeued: requeued.length, failed: failed.length }, 'recovered jobs of a previous run');
               for (const jobId of failed) await completions.notify(jobId);
             }

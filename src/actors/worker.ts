@@ -52,7 +52,7 @@ export function spawnWorker(pool: Ref<PoolMessage>, name: string, run: RunFuncti
           if (!current || current.plan.id !== message.executionId) return state;
           let result: ExecutionResult;
           if (message.type === 'runner-crashed') {
-            log.error({ err: message.error, execution: message.executionId }, 'runner crashed; answering internal');
+            log.error({ err: message.error, job: message.executionId }, 'runner crashed; answering internal');
             result = internalFailure(message.error);
           } else {
             result = message.result;

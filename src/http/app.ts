@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from '../observability/logger.ts';
 import rateLimit from '@fastify/rate-limit';
 import { accessPlugin, type AccessOptions } from './access.ts';
+import { bodiesPlugin } from './bodies.ts';
 import { errorsPlugin } from './errors.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { resultSchema } from './result.ts';
@@ -49,6 +50,7 @@ export async function buildApp({ services, log, bodyLimitBytes, ipRateLimitMax, 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(errorsPlugin);
+  await app.register(bodiesPlugin);
   await app.register(rateLimit, {
     global: true,
     max: ipRateLimitMax,

@@ -77,10 +77,24 @@ export class Metrics {
 
   readonly queuedJobs = new Gauge({
     name: 'braindrill_queued_jobs',
-    help: 'Jobs in the queued state, by language',
+    help: 'Jobs in the queued state, by language (read from the shared database at scrape time)',
     labelNames: ['language'] as const,
     registers: [this.registry],
   });
+
+  /** Reads cluster-wide values (from the database) when Prometheus scrapes, not from one node's view. */
+  observeQueuedJobs(read: () => Promise<Record<string, number>>): void {
+    const gauge = this.queuedJobs;
+    (gauge as unknown as { collect: () => Promise<void> }).collect = async () => {
+      try {
+        const counts = await read();
+        gauge.reset();
+        for (const [language, count] of Object.entries(counts)) gauge.labels(language).set(count);
+      } catch {
+        // The database is down: keep the last values; /ready says why.
+      }
+    };
+  }
 
   readonly jobsSubmitted = new Counter({
     name: 'braindrill_jobs_submitted_total',
@@ -93,6 +107,13 @@ export class Metrics {
     name: 'braindrill_jobs_rejected_total',
     help: 'Submissions refused before queueing, by cause (quota, backlog)',
     labelNames: ['cause'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jobsRecovered = new Counter({
+    name: 'braindrill_jobs_recovered_total',
+    help: 'Jobs found running on a node that died: re-queued, or failed after too many attempts',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
 

@@ -35,7 +35,7 @@ function statusCode(error: unknown): number | undefined {
  */
 export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signal?: AbortSignal): Promise<ExecutionResult> {
   const { docker, metrics } = deps;
-  const log = deps.log.child({ execution: plan.id, language: plan.language.id });
+  const log = deps.log.child({ job: plan.id, language: plan.language.id });
   const nonce = randomBytes(16);
   let phase: Phase = 'creating';
   let container: Docker.Container | undefined;

@@ -92,6 +92,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       const { language: name, ...body } = request.body;
       const language = services.languages.resolve(name);
       const job = await services.jobs.submit(language, services.validate(body), ownerOf(request));
+      request.log.info({ job: job.id, language: language.id }, 'job submitted');
       return reply.code(202).send({ job_id: job.id, status: job.status });
     },
   );

@@ -43,9 +43,6 @@ function wantsJson(accept: string | undefined): boolean {
  * outcome in headers (200 whenever the program ran), or the result object with `Accept: application/json`.
  */
 export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app: FastifyInstance, { services }) => {
-  // `curl -d` sends form-urlencoded by default: the body is still the code, as the seed treated it.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
-
   app.post<{ Params: { language: string }; Body: string | SubmissionBody }>(
     '/lang/:language',
     {
@@ -75,6 +72,7 @@ export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       const submission = services.validate(body);
       const { job, finished } = await services.jobs.run(language, submission, ownerOf(request), services.syncWaitMs(language.id));
       reply.header('x-job-id', job.id);
+      request.log.info({ job: job.id, language: language.id, finished }, 'sync job answered');
       if (!finished) {
         return sendError(reply, 504, 'still_running', `The job did not finish in time; it is still ${job.status}. Poll GET /jobs/${job.id}.`);
       }

@@ -26,6 +26,7 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       const { language: name, ...body } = request.body;
       const language = services.languages.resolve(name);
       const job = await services.jobs.submit(language, services.validate(body), ownerOf(request));
+      request.log.info({ job: job.id, language: language.id }, 'run submitted');
       return reply.code(202).send({ id: job.id, status: 'QUEUED', url: `/api/runs/${job.id}` });
     },
   );
