@@ -85,3 +85,22 @@ export class ActorTimeoutError extends BraindrillError {
     super('internal_timeout', 504, `${actor} did not answer within ${ms} ms.`);
   }
 }
+
+export class NotFoundError extends BraindrillError {
+  constructor(code: string, message: string) {
+    super(code, 404, message);
+  }
+}
+
+/** A dependency of this request (Redis, live managers) is not there right now. */
+export class UnavailableError extends BraindrillError {
+  constructor(code: string, message: string) {
+    super(code, 503, message);
+  }
+}
+
+export class ConflictError extends BraindrillError {
+  constructor(code: string, message: string) {
+    super(code, 409, message);
+  }
+}

@@ -39,6 +39,9 @@ export interface Settings {
   maxBacklog: number;
   blockedPatterns: string[];
   metricsToken: string | null;
+  maxWorkers: number;
+  managerMemoryBudgetMb: number;
+  managerCpuBudget: number;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -123,6 +126,9 @@ export const VARIABLES = [
   variable({ name: 'MAX_BACKLOG', key: 'maxBacklog', description: 'queued jobs in all; past it new jobs get 503 with Retry-After', default: () => 10_000, parse: integer(1) }),
   variable({ name: 'BLOCKED_PATTERNS', key: 'blockedPatterns', description: 'comma-separated substrings refused in code (policy, not the security boundary); "off" disables', default: () => ['rm -rf', 'wget', 'curl'], parse: (raw) => (raw.trim() === 'off' ? [] : raw.split(',').map((p) => p.trim()).filter(Boolean)) }),
   variable({ name: 'METRICS_TOKEN', key: 'metricsToken', description: 'when set, /metrics needs Authorization: Bearer <token>', default: () => null, parse: text }),
+  variable({ name: 'MAX_WORKERS', key: 'maxWorkers', description: 'cluster-wide cap on workers that POST /api/workers/scale may reach', default: () => 64, parse: integer(0, 4096) }),
+  variable({ name: 'MANAGER_MEMORY_BUDGET_MB', key: 'managerMemoryBudgetMb', description: 'a manager runs executions while the sum of their memory limits fits this', default: () => Math.floor((os.totalmem() / 1024 / 1024) * 0.5), parse: integer(64) }),
+  variable({ name: 'MANAGER_CPU_BUDGET', key: 'managerCpuBudget', description: 'a manager runs executions while the sum of their CPU limits fits this', default: () => Math.max(1, os.availableParallelism()), parse: integer(1, 1024) }),
   variable({ name: 'BODY_LIMIT_BYTES', key: 'bodyLimitBytes', description: 'largest HTTP body accepted', default: () => 2 * 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024) }),
 ] as const;
 

@@ -10,6 +10,8 @@ import type { ExecutionResult } from '../sandbox/execution.ts';
 import { planExecution, type PlanOptions } from '../sandbox/plan.ts';
 import { internalFailure, type ExecutionReply, type ExecutionStarted } from './worker.ts';
 import type { PoolMessage } from './worker-pool.ts';
+import type { ControlPlane } from '../cluster/control.ts';
+import type { JobQueue } from '../cluster/queue.ts';
 import { dispatch, spawn, type Ref } from './system.ts';
 
 export type SubmitReply = { ok: true; job: JobRecord } | { ok: false; error: Error };
@@ -23,9 +25,17 @@ export type JobManagerMessage =
   | ExecutionStarted
   | ExecutionReply;
 
+/**
+ * Where queued jobs go: the local WorkerPool (embedded and single-node modes), or the Redis stream that
+ * manager nodes read (cluster), with the control channel for cancels and a lock for cluster-wide chores.
+ */
+export type Transport =
+  | { kind: 'local'; pool: Ref<PoolMessage> }
+  | { kind: 'redis'; queue: JobQueue; control: ControlPlane; lock(name: string, ttlMs: number): Promise<boolean> };
+
 export interface JobManagerOptions {
   store: JobStore;
-  pool: Ref<PoolMessage>;
+  transport: Transport;
   completions: Completions;
   languages: LanguageRegistry;
   plan: PlanOptions;
@@ -52,7 +62,7 @@ interface State {
  * re-queues what the database says is waiting but nothing is running.
  */
 export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions): Ref<JobManagerMessage> {
-  const { store, pool, completions, languages, log, metrics } = options;
+  const { store, transport, completions, languages, log, metrics } = options;
 
   function enqueue(self: Ref<JobManagerMessage>, state: State, job: JobRecord): void {
     if (state.inFlight.has(job.id)) return;
@@ -63,9 +73,23 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
       state.inFlight.add(job.id);
       return;
     }
+    if (transport.kind !== 'local') return;
     const plan = planExecution(job.id, language, { files: job.files, stdin: job.stdin, args: job.args }, options.plan);
     state.inFlight.add(job.id);
-    dispatch(pool, { type: 'submit', plan, owner: job.owner, replyTo: self, onStart: self });
+    dispatch(transport.pool, { type: 'submit', plan, owner: job.owner, replyTo: self, onStart: self });
+  }
+
+  /** Cluster recovery: queued jobs the stream lost (Redis restarted empty) go back in. One node does it. */
+  async function recoverFromDatabase(): Promise<void> {
+    if (transport.kind !== 'redis' || !(await transport.lock('recover', 8000))) return;
+    const queued = await store.queuedIds({ olderThanMs: 5000, limit: 1000 });
+    const present = await transport.queue.enqueued(queued);
+    const lost = queued.filter((id) => !present.has(id));
+    for (const id of lost) await transport.queue.enqueue(id);
+    if (lost.length > 0) {
+      metrics.jobsRecovered.labels('requeued').inc(lost.length);
+      log.warn({ count: lost.length }, 're-enqueued queued jobs missing from the stream');
+    }
   }
 
   async function persistResult(state: State, jobId: string, result: ExecutionResult): Promise<void> {
@@ -100,7 +124,9 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
             }
             const job = await store.insert(message.job);
             metrics.jobsSubmitted.labels(job.language).inc();
-            enqueue(ctx.self, state, job);
+            // Written first, then queued: if queueing fails, recovery finds the job in the database.
+            if (transport.kind === 'redis') await transport.queue.enqueue(job.id).catch((error: unknown) => log.warn({ err: error, job: job.id }, 'could not queue the job now; recovery will'));
+            else enqueue(ctx.self, state, job);
             dispatch(message.replyTo, { ok: true, job });
           } catch (error) {
             dispatch(message.replyTo, { ok: false, error: error as Error });
@@ -126,7 +152,8 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
           try {
             const outcome = await store.cancel(message.jobId, message.owner);
             if (outcome.cancelled) {
-              dispatch(pool, { type: 'cancel', executionId: message.jobId });
+              if (transport.kind === 'local') dispatch(transport.pool, { type: 'cancel', executionId: message.jobId });
+              else await transport.control.publish({ type: 'CANCEL', jobId: message.jobId });
               await completions.notify(message.jobId);
             }
             dispatch(message.replyTo, { ok: true, found: outcome.found, cancelled: outcome.cancelled });
@@ -138,6 +165,10 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
         case 'recover': {
           try {
             for (const [jobId, result] of [...state.unsaved]) await persistResult(state, jobId, result);
+            if (transport.kind === 'redis') {
+              await recoverFromDatabase();
+              return state;
+            }
             if (message.startup) {
               // One process owns this database in the embedded and single-node modes: every job still
               // marked running was running in a process that died.
@@ -159,6 +190,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
         }
         case 'sweep': {
           try {
+            if (transport.kind === 'redis' && !(await transport.lock('sweep', 30_000))) return state;
             const deleted = await store.sweepExpired(options.ttlSeconds);
             if (deleted > 0) log.info({ deleted }, 'expired jobs deleted');
           } catch (error) {

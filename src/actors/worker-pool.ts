@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ExecutionPlan, ExecutionResult } from '../sandbox/execution.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -10,6 +11,7 @@ export interface PoolStats {
   idle: number;
   busy: number;
   queued: number;
+  list: { id: string; busy: boolean; executionId: string | null; startedAt: number }[];
 }
 
 export type PoolMessage =
@@ -17,6 +19,7 @@ export type PoolMessage =
   | { type: 'cancel'; executionId: string }
   | { type: 'worker-idle'; worker: string }
   | { type: 'resize'; count: number }
+  | { type: 'retire'; worker: string }
   | { type: 'stats'; replyTo: Ref<PoolStats> };
 
 interface Pending {
@@ -34,7 +37,8 @@ interface PoolState {
   queue: Pending[];
   /** Workers asked to stop; a busy one stops when its execution ends, never mid-run. */
   retiring: Set<string>;
-  spawned: number;
+  /** When each worker was spawned (ms since the epoch). */
+  born: Map<string, number>;
   /** Executions running per owner (API key), for KEY_MAX_RUNNING_JOBS. */
   runningByOwner: Map<string, number>;
 }
@@ -97,7 +101,8 @@ export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<P
   function resize(state: PoolState, count: number, self: Ref<PoolMessage>): void {
     const active = [...state.workers.keys()].filter((name) => !state.retiring.has(name));
     for (let i = active.length; i < count; i++) {
-      const name = `worker-${++state.spawned}`;
+      const name = randomUUID();
+      state.born.set(name, Date.now());
       state.workers.set(name, spawnWorker(self, name, options.run, log));
       dispatch(self, { type: 'worker-idle', worker: name });
     }
@@ -115,6 +120,7 @@ export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<P
     const ref = state.workers.get(name);
     if (ref) stop(ref);
     state.workers.delete(name);
+    state.born.delete(name);
     state.retiring.delete(name);
     state.idle = state.idle.filter((n) => n !== name);
   }
@@ -165,19 +171,30 @@ export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<P
         case 'resize':
           resize(state, message.count, ctx.self);
           return state;
+        case 'retire':
+          if (state.workers.has(message.worker)) {
+            state.retiring.add(message.worker);
+            if (state.idle.includes(message.worker)) retire(state, message.worker);
+            updatePoolSize(state);
+          }
+          return state;
         case 'stats':
           dispatch(message.replyTo, {
             workers: state.workers.size,
             idle: state.idle.length,
             busy: state.busy.size,
             queued: state.queue.length,
+            list: [...state.workers.keys()].map((id) => {
+              const pending = state.busy.get(id);
+              return { id, busy: pending !== undefined, executionId: pending?.plan.id ?? null, startedAt: state.born.get(id) ?? Date.now() };
+            }),
           });
           return state;
       }
     },
     'worker-pool',
     {
-      initialStateFunc: (): PoolState => ({ workers: new Map(), idle: [], busy: new Map(), queue: [], retiring: new Set<string>(), spawned: 0, runningByOwner: new Map() }),
+      initialStateFunc: (): PoolState => ({ workers: new Map(), idle: [], busy: new Map(), queue: [], retiring: new Set<string>(), born: new Map(), runningByOwner: new Map() }),
       onCrash: (message, error, ctx) => {
         log.error({ err: error, message: message?.type }, 'worker pool failed on a message; resuming');
         return ctx.resume;

@@ -14,10 +14,15 @@ import { langRoutes } from './routes/lang.ts';
 import { languageRoutes } from './routes/languages.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { runRoutes } from './routes/runs.ts';
-import type { Services } from './services.ts';
+import type { ReadyReport, Services } from './services.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { workerRoutes } from './routes/workers.ts';
 
 export interface AppOptions {
-  services: Services;
+  /** Null on a manager node: it serves only /health, /ready and /metrics. */
+  services: Services | null;
+  ready: () => Promise<ReadyReport>;
+  metrics: Metrics;
   log: Logger;
   bodyLimitBytes: number;
   /** Requests per client IP per minute, checked before any key (a guard against floods of bad keys). */
@@ -27,7 +32,7 @@ export interface AppOptions {
 }
 
 /** The HTTP face of a node: routes translate requests into calls on `services` and back. */
-export async function buildApp({ services, log, bodyLimitBytes, ipRateLimitMax, metricsToken, access }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, ready, metrics, log, bodyLimitBytes, ipRateLimitMax, metricsToken, access }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: bodyLimitBytes,
@@ -69,11 +74,14 @@ export async function buildApp({ services, log, bodyLimitBytes, ipRateLimitMax, 
   app.addSchema(resultSchema);
   app.addSchema(readySchema);
 
-  await app.register(healthRoutes, { services, metricsToken });
-  await app.register(languageRoutes, { services });
-  await app.register(langRoutes, { services });
-  await app.register(jobRoutes, { services });
-  await app.register(runRoutes, { services });
-  await app.register(keyRoutes, { services });
+  await app.register(healthRoutes, { ready, metrics, metricsToken });
+  if (services) {
+    await app.register(languageRoutes, { services });
+    await app.register(langRoutes, { services });
+    await app.register(jobRoutes, { services });
+    await app.register(runRoutes, { services });
+    await app.register(workerRoutes, { services });
+    await app.register(keyRoutes, { services });
+  }
   return app;
 }

@@ -1,5 +1,8 @@
 import type { AccessControl } from '../access/access.ts';
 import type { KeyStore } from '../access/key-store.ts';
+import type { BucketPolicy } from '../access/token-bucket.ts';
+import type { RateDecision } from '../actors/rate-limiter.ts';
+import type { WorkerControl } from '../cluster/workers.ts';
 import type { JobService } from '../jobs/service.ts';
 import type { LanguageRegistry } from '../languages/registry.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -25,6 +28,8 @@ export interface Services {
   /** How long a synchronous request waits for its job: queue time and the language's steps included. */
   syncWaitMs(languageId: string): number;
   ready(): Promise<ReadyReport>;
+  workers: WorkerControl;
+  rateLimit(bucket: string, policy: BucketPolicy): Promise<RateDecision>;
 }
 
 /** The caller behind a request, once authenticated (keys arrive with the access layer). */

@@ -48,6 +48,14 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
   let report: SupervisorReport | null = null;
   let hostTimedOut = false;
   let cancelled = signal?.aborted ?? false;
+  // A cancel may come at any phase; until the session below exists, it only marks and kills.
+  let wake: (() => void) | undefined;
+  const onAbort = () => {
+    cancelled = true;
+    container?.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    wake?.();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   let protocolFailure: string | null = null;
   let timer: NodeJS.Timeout | undefined;
   const startedAt = performance.now();
@@ -114,11 +122,13 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
         protocolFailure = `attach stream: ${String(error)}`;
         resolve();
       });
-      signal?.addEventListener('abort', () => kill('cancel'), { once: true });
+      wake = resolve;
+      if (cancelled) kill('cancel');
       const limitMs = (plan.compile?.timeoutMs ?? 0) + plan.run.timeoutMs + HOST_GRACE_MS;
       timer = setTimeout(() => kill('timeout'), limitMs);
     });
 
+    if (cancelled) return finish();
     await live.start();
     metrics.containerStart.labels(plan.language.id).observe((performance.now() - created) / 1000);
     phase = 'running';
@@ -156,6 +166,7 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
     return finish();
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     metrics.activeExecutions.dec();
     if (container) await removeContainer(container, log);
   }
@@ -198,19 +209,23 @@ function stepStats(step: StepReport): StepStats {
   };
 }
 
-/** Kill and remove in one call; a container already gone is fine, anything else is retried once. */
+/**
+ * Kill and remove in one call. A container already gone is fine; one being removed by someone else is
+ * waited for; anything else (dockerd still starting it, say) is retried with backoff.
+ */
 export async function removeContainer(container: Docker.Container, log: Logger): Promise<void> {
-  for (let attempt = 1; attempt <= 3; attempt++) {
+  for (let attempt = 1; attempt <= 6; attempt++) {
     try {
       await container.remove({ force: true, v: true });
       return;
     } catch (error) {
       const code = statusCode(error);
       if (code === 404) return;
-      if (code === 409 && String(error).includes('already in progress')) return;
-      if (attempt === 3) log.error({ err: error, container: container.id }, 'could not remove sandbox container; the reaper will');
-      else await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      if (attempt === 6) {
+        log.error({ err: error, container: container.id }, 'could not remove sandbox container; the reaper will');
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
     }
   }
 }
-

@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase, type Database } from '../../src/db/database.ts';
 import { DatabaseUnavailableError } from '../../src/db/errors.ts';
-import { migrateToLatest } from '../../src/db/migrate.ts';
+import { MIGRATIONS_DIR, migrateToLatest } from '../../src/db/migrate.ts';
 import type { Schema } from '../../src/db/schema.ts';
 import { ValidationError } from '../../src/errors.ts';
 import type { JobOutcome, NewJob } from '../../src/jobs/job.ts';
@@ -285,9 +286,10 @@ for (const kind of ['pglite', 'postgres'] as const) {
           const dbs = Array.from({ length: 4 }, () => new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: fresh, max: 2 }) }) }));
           try {
             const results = await Promise.all(dbs.map((db) => migrateToLatest(db)));
-            t.equal(results.flat().filter((r) => r.status === 'Success').length, 1, `round ${round}: the migration ran exactly once`);
-            const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(dbs[0]!);
-            t.same(applied.rows.map((r) => r.name), ['0001_jobs']);
+            const names = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '')).sort();
+            t.equal(results.flat().filter((r) => r.status === 'Success').length, names.length, `round ${round}: each migration ran exactly once`);
+            const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(dbs[0]!);
+            t.same(applied.rows.map((r) => r.name), names);
           } finally {
             await Promise.all(dbs.map((db) => db.destroy()));
           }

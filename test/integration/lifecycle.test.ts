@@ -1,10 +1,12 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { startEngineProcess } from '../helpers/process.ts';
 import { API_KEY, containersOf, startEngine } from '../helpers/engine.ts';
 import { startNode } from '../../src/node.ts';
-import { loadSettings, ROOT_DIR } from '../../src/settings.ts';
+import { loadSettings } from '../../src/settings.ts';
 
 t.test('a missing runtime image is a start-up error that names the build command (never a pull)', async (t) => {
   const settings = loadSettings({ ...process.env, RUNTIME_IMAGE: 'braindrill-runtime:does-not-exist', PORT: '0', LOG_LEVEL: 'silent' });
@@ -13,24 +15,17 @@ t.test('a missing runtime image is a start-up error that names the build command
 
 t.test('a node SIGKILLed mid-execution leaves a container that its restart reaps', async (t) => {
   const nodeId = `test-kill-${randomBytes(3).toString('hex')}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT_DIR,
-    env: { ...process.env, NODE_ID: nodeId, PORT: '18931', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-kill-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const child = await startEngineProcess({ NODE_ID: nodeId, DATA_DIR: dataDir });
   t.teardown(() => child.kill('SIGKILL'));
-  for (let i = 0; i < 100; i++) {
-    if (await fetch('http://127.0.0.1:18931/health').then((r) => r.ok, () => false)) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const pending = fetch('http://127.0.0.1:18931/lang/bash', { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, body: 'sleep 30' }).catch(() => null);
-  for (let i = 0; i < 50 && (await containersOf(nodeId)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-  t.equal((await containersOf(nodeId)).length, 1, 'the execution has its container');
-  child.kill('SIGKILL');
-  await once(child, 'exit');
+  const pending = fetch(`${child.url}/lang/bash`, { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, body: 'sleep 30' }).catch(() => null);
+  for (let i = 0; i < 100 && (await containersOf(nodeId)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal((await containersOf(nodeId)).length, 1, `the execution has its container\n${child.output()}`);
+  await child.kill('SIGKILL');
   await pending;
   t.equal((await containersOf(nodeId)).length, 1, 'a killed node cannot clean up');
-  const restarted = await startEngine({ NODE_ID: nodeId });
+  const restarted = await startEngine({ NODE_ID: nodeId, DATA_DIR: dataDir });
   t.same(await containersOf(nodeId), [], 'the restarted node removed its leftover at start-up');
   await restarted.close();
 });
@@ -44,6 +39,6 @@ t.test('the reaper never touches another node\'s containers', async (t) => {
   });
   const running = a.request('/lang/bash', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'sleep 1; echo survived' });
   for (let i = 0; i < 50 && (await containersOf(a.nodeId)).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-  await b.node.sandbox.reap();
+  await b.node.sandbox!.reap();
   t.equal(await (await running).text(), 'survived\n');
 });

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { sendError } from '../errors.ts';
-import type { Services } from '../services.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import type { ReadyReport } from '../services.ts';
 
 function bearerMatches(header: string | undefined, token: string): boolean {
   const presented = header?.startsWith('Bearer ') ? header.slice(7) : '';
@@ -10,7 +11,7 @@ function bearerMatches(header: string | undefined, token: string): boolean {
 }
 
 /** Open probes: `/health` (liveness), `/ready` (this node's dependencies), `/metrics` (Prometheus). */
-export const healthRoutes: FastifyPluginAsync<{ services: Services; metricsToken: string | null }> = async (app, { services, metricsToken }) => {
+export const healthRoutes: FastifyPluginAsync<{ ready: () => Promise<ReadyReport>; metrics: Metrics; metricsToken: string | null }> = async (app, { ready, metrics, metricsToken }) => {
   app.get(
     '/health',
     { schema: { summary: 'Liveness', tags: ['monitoring'], response: { 200: { type: 'string' } } } },
@@ -30,7 +31,7 @@ export const healthRoutes: FastifyPluginAsync<{ services: Services; metricsToken
       },
     },
     async (_request, reply) => {
-      const report = await services.ready();
+      const report = await ready();
       return reply.code(report.ready ? 200 : 503).send({ status: report.ready ? 'ready' : 'not_ready', ...report });
     },
   );
@@ -39,7 +40,7 @@ export const healthRoutes: FastifyPluginAsync<{ services: Services; metricsToken
     if (metricsToken !== null && !bearerMatches(request.headers.authorization, metricsToken)) {
       return sendError(reply, 401, 'unauthorized', 'Metrics need Authorization: Bearer <METRICS_TOKEN>.');
     }
-    const registry = services.metrics.registry;
+    const registry = metrics.registry;
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 };
