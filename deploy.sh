@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # braindrill: one command up on a fresh Debian 12 machine.
 #
-#   ./deploy.sh [up]     install what is missing, start dockerd if none runs, build the runtime image,
-#                        serve on $PORT (8080) in the embedded single-node mode, wait until ready
-#   ./deploy.sh single   the same (the embedded one-process mode)
-#   ./deploy.sh down     stop what this script started
-#   ./deploy.sh status   what runs, and /ready
-#   ./deploy.sh logs     follow the engine's log
-#   ./deploy.sh rebuild  rebuild the runtime image if its recipe changed, then restart
-#   ./deploy.sh test     do its own set-up, then run every test (what .ci/run calls)
+#   ./deploy.sh [up]       install what is missing, start dockerd if none runs, build the runtime image,
+#                          start Redis (AOF) and PostgreSQL, then a local cluster: one API node on $PORT
+#                          (8080) and two manager nodes on $PORT+1, $PORT+2; wait until it is ready
+#   ./deploy.sh single     the embedded single-node mode instead (one process, no Redis/PostgreSQL)
+#   ./deploy.sh down       stop what this script started (nodes first, draining)
+#   ./deploy.sh status     what runs, and /ready
+#   ./deploy.sh logs [N]   follow the nodes' logs (or node N: api-1, manager-2, redis, ...)
+#   ./deploy.sh rebuild    rebuild the runtime image if its recipe changed, then restart the nodes
+#   ./deploy.sh scale N    run N manager nodes (starts the missing ones, stops those above N)
+#   ./deploy.sh image [T]  build the service image (Dockerfile) as T (braindrill:local), no registry needed
+#   ./deploy.sh test       do its own set-up, then run every test (what .ci/run calls)
 #
-# Settings come from the environment (README, "Configuration") and are passed on to the engine.
+# Settings come from the environment (README, "Configuration") and are passed on to every node; the
+# script itself reads REDIS_PORT (6379), MANAGERS (2), MANAGER_PORT_BASE ($PORT), READY_TIMEOUT (60)
+# and STOP_TIMEOUT (60). See docs/DEPLOY.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +23,16 @@ RUN_DIR="${BRAINDRILL_RUN_DIR:-$ROOT/.run}"
 PORT="${PORT:-8080}"
 export PORT
 mkdir -p "$RUN_DIR"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 cd "$ROOT"
+
+REDIS_PORT="${REDIS_PORT:-6379}"
+MANAGER_PORT_BASE="${MANAGER_PORT_BASE:-$PORT}"
+READY_TIMEOUT="${READY_TIMEOUT:-60}"
+STOP_TIMEOUT="${STOP_TIMEOUT:-60}"
+# URLs given by the caller win: the script then starts no Redis / PostgreSQL of its own.
+USER_REDIS_URL="${REDIS_URL:-}"
+USER_DATABASE_URL="${DATABASE_URL:-}"
 
 say() { printf '\033[1m[deploy]\033[0m %s\n' "$*"; }
 die() { printf '[deploy] error: %s\n' "$*" >&2; exit 1; }
@@ -98,35 +112,453 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+# --- the local cluster ------------------------------------------------------------------------
+
+# The pid recorded in $RUN_DIR/<name>.pid, if that process is alive.
+pid_of() {
+  local file="$RUN_DIR/$1.pid" pid
+  [ -f "$file" ] || return 1
+  pid=$(cat "$file")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+# Something accepts connections on 127.0.0.1:<port>.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Where this machine reaches the nodes: HOST unless it is a wildcard.
+probe_host() {
+  case "${HOST:-127.0.0.1}" in
+    0.0.0.0 | :: | '[::]') echo 127.0.0.1 ;;
+    *:*) echo "[$HOST]" ;;
+    *) echo "$HOST" ;;
+  esac
+}
+
+# Prints one field (a.b.c) of the JSON document on stdin, or nothing.
+json_field() {
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    try { const v = process.argv[1].split(".").reduce((o, k) => o?.[k], JSON.parse(s)); console.log(v ?? ""); }
+    catch { console.log(""); } });' "$1"
+}
+
+pretty_json() {
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    try { console.log(JSON.stringify(JSON.parse(s), null, 2)); } catch { console.log(s); } });'
+}
+
+# Node names of this script's cluster whose pid files exist, API first, managers in order.
+cluster_nodes() {
+  local file
+  [ -f "$RUN_DIR/api-1.pid" ] && echo api-1
+  for file in "$RUN_DIR"/manager-*.pid; do
+    [ -e "$file" ] || continue
+    file=${file##*/}; echo "${file%.pid}"
+  done | sort -t- -k2,2n
+}
+
+running_managers() {
+  local node
+  for node in $(cluster_nodes); do
+    case $node in manager-*) pid_of "$node" >/dev/null && echo "$node" ;; esac
+  done
+  return 0
+}
+
+node_port() {
+  case $1 in
+    api-1) echo "$PORT" ;;
+    manager-*) echo $((MANAGER_PORT_BASE + ${1#manager-})) ;;
+  esac
+}
+
+# How many managers: $MANAGERS, else what `scale` recorded, else 2.
+desired_managers() {
+  local n=${MANAGERS:-}
+  [ -n "$n" ] || n=$(cat "$RUN_DIR/managers" 2>/dev/null || true)
+  [ -n "$n" ] || n=2
+  [[ $n =~ ^[0-9]+$ ]] || die "MANAGERS=$n: a number of manager nodes, like 2"
+  echo "$n"
+}
+
+# A manager's CONCURRENCY unless set: the cores shared out among the managers, at least 1.
+manager_concurrency() {
+  local cores managers
+  cores=$(nproc)
+  managers=$(desired_managers)
+  [ "$managers" -gt 0 ] || managers=1
+  echo $(((cores / managers) > 0 ? cores / managers : 1))
+}
+
+redis_answers() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+ensure_redis() {
+  if [ -n "$USER_REDIS_URL" ]; then
+    REDIS_URL=$USER_REDIS_URL
+    say "Redis: using REDIS_URL from the environment"
+    return 0
+  fi
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  apt_install redis-server
+  if pid=$(pid_of redis) && redis_answers; then return 0; fi
+  if redis_answers; then
+    say "Redis: reusing the one answering on 127.0.0.1:$REDIS_PORT (not started here: down leaves it running)"
+    if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendonly 2>/dev/null | tail -n 1)" = no ]; then
+      say "  warning: it runs without AOF (appendonly no): queued jobs are lost if it restarts"
+    fi
+    return 0
+  fi
+  port_busy "$REDIS_PORT" && die "port $REDIS_PORT is taken by something that is not Redis; set REDIS_PORT or REDIS_URL"
+  mkdir -p "$RUN_DIR/redis"
+  say "starting Redis on 127.0.0.1:$REDIS_PORT (AOF in $RUN_DIR/redis)"
+  setsid nohup redis-server --port "$REDIS_PORT" --bind 127.0.0.1 -::1 --protected-mode yes \
+    --appendonly yes --appendfsync everysec --dir "$RUN_DIR/redis" \
+    --daemonize no --pidfile "$RUN_DIR/redis.pid" --logfile '' \
+    </dev/null >>"$RUN_DIR/redis.log" 2>&1 &
+  echo $! >"$RUN_DIR/redis.pid"
+  for _ in $(seq 1 40); do
+    redis_answers && return 0
+    pid_of redis >/dev/null || break
+    sleep 0.25
+  done
+  tail -n 20 "$RUN_DIR/redis.log" >&2 || true
+  die "Redis did not come up on 127.0.0.1:$REDIS_PORT; see $RUN_DIR/redis.log"
+}
+
+# Debian's PostgreSQL cluster ("15 main" on a stock Debian 12), created if there is none.
+pg_cluster_line() { pg_lsclusters --no-header 2>/dev/null | awk '{ print $1, $2, $3, $4 }' | sort -k2,2 -s | awk '$2 == "main" { print; exit } END { }'; }
+
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+
+ensure_postgres() {
+  if [ -n "$USER_DATABASE_URL" ]; then
+    DATABASE_URL=$USER_DATABASE_URL
+    say "PostgreSQL: using DATABASE_URL from the environment"
+    return 0
+  fi
+  apt_install postgresql
+  local line version name pg_port status
+  line=$(pg_cluster_line)
+  [ -n "$line" ] || line=$(pg_lsclusters --no-header 2>/dev/null | awk 'NR == 1 { print $1, $2, $3, $4 }')
+  if [ -z "$line" ]; then
+    version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -n | tail -n 1)
+    [ -n "$version" ] || die "no PostgreSQL server binaries in /usr/lib/postgresql; apt-get install postgresql"
+    say "PostgreSQL: creating the Debian cluster $version/main"
+    pg_createcluster "$version" main >/dev/null
+    line=$(pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" { print $1, $2, $3, $4 }')
+  fi
+  read -r version name pg_port status <<<"$line"
+  if [ "$status" = online ]; then
+    [ -f "$RUN_DIR/postgres.started" ] || say "PostgreSQL: reusing the running cluster $version/$name on port $pg_port (down leaves it running)"
+  else
+    say "starting PostgreSQL (Debian cluster $version/$name, port $pg_port)"
+    install -d -o postgres -g postgres -m 2775 /var/run/postgresql
+    pg_ctlcluster "$version" "$name" start || die "pg_ctlcluster $version $name start failed; see /var/log/postgresql/postgresql-$version-$name.log"
+    echo "$version $name" >"$RUN_DIR/postgres.started"
+  fi
+  for _ in $(seq 1 60); do
+    pg_isready -q -h 127.0.0.1 -p "$pg_port" && break
+    sleep 0.5
+  done
+  pg_isready -q -h 127.0.0.1 -p "$pg_port" || die "PostgreSQL $version/$name does not answer on 127.0.0.1:$pg_port"
+
+  # The role and database braindrill, with a password kept in $RUN_DIR (mode 600).
+  local password_file="$RUN_DIR/postgres.password" password
+  if [ ! -s "$password_file" ]; then
+    (umask 077 && od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$password_file")
+  fi
+  password=$(cat "$password_file")
+  as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$pg_port" -d postgres >/dev/null <<SQL || die "could not create the braindrill role and database in PostgreSQL $version/$name"
+\\set pw '$password'
+SELECT 'CREATE ROLE braindrill LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'braindrill') \\gexec
+ALTER ROLE braindrill WITH LOGIN PASSWORD :'pw';
+SELECT 'CREATE DATABASE braindrill OWNER braindrill' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'braindrill') \\gexec
+SQL
+  DATABASE_URL="postgres://braindrill:$password@127.0.0.1:$pg_port/braindrill"
+  PGPASSWORD=$password psql -X -q -h 127.0.0.1 -p "$pg_port" -U braindrill -d braindrill -c 'select 1' >/dev/null 2>&1 ||
+    die "cannot log in as braindrill on 127.0.0.1:$pg_port with a password (pg_hba.conf needs scram-sha-256 or md5 for host 127.0.0.1/32)"
+}
+
+# The URLs the running nodes were given, so `scale` adds managers to the same cluster.
+save_cluster_env() {
+  (umask 077 && printf 'REDIS_URL=%s\nDATABASE_URL=%s\n' "$REDIS_URL" "$DATABASE_URL" >"$RUN_DIR/cluster.env")
+}
+
+load_cluster_env() {
+  local key value
+  [ -f "$RUN_DIR/cluster.env" ] || return 1
+  while IFS='=' read -r key value; do
+    case $key in
+      REDIS_URL) REDIS_URL=$value ;;
+      DATABASE_URL) DATABASE_URL=$value ;;
+    esac
+  done <"$RUN_DIR/cluster.env"
+  [ -n "${REDIS_URL:-}" ] && [ -n "${DATABASE_URL:-}" ]
+}
+
+start_node() {
+  local name=$1 role=$2 port pid concurrency
+  port=$(node_port "$name")
+  if pid=$(pid_of "$name"); then say "$name already running (pid $pid, port $port)"; return 0; fi
+  port_busy "$port" && die "port $port (for $name) is taken by another process; stop it, or set PORT / MANAGER_PORT_BASE"
+  concurrency=${CONCURRENCY:-}
+  if [ "$role" = worker ] && [ -z "$concurrency" ]; then concurrency=$(manager_concurrency); fi
+  say "starting $name (ROLE=$role) on ${HOST:-127.0.0.1}:$port${concurrency:+, CONCURRENCY=$concurrency}"
+  # setsid: a Ctrl-C in this terminal does not reach (and drain) the nodes.
+  ROLE=$role NODE_ID=$name PORT=$port REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL CONCURRENCY=$concurrency \
+    setsid nohup node --import tsx src/main.ts </dev/null >>"$RUN_DIR/$name.log" 2>&1 &
+  echo $! >"$RUN_DIR/$name.pid"
+}
+
+# SIGTERM to every named node at once (they drain), SIGKILL to what is left after STOP_TIMEOUT s.
+stop_nodes() {
+  local node pid pids=() names=()
+  for node in "$@"; do
+    if pid=$(pid_of "$node"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid"); names+=("$node")
+    fi
+    rm -f "$RUN_DIR/$node.pid"
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  say "stopping ${names[*]} (SIGTERM: they drain; up to ${STOP_TIMEOUT} s)"
+  local deadline=$((SECONDS + STOP_TIMEOUT)) alive
+  while :; do
+    alive=()
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    [ ${#alive[@]} -gt 0 ] || return 0
+    [ $SECONDS -lt "$deadline" ] || break
+    sleep 0.5
+  done
+  say "still running after ${STOP_TIMEOUT} s, killing: pids ${alive[*]}"
+  kill -KILL "${alive[@]}" 2>/dev/null || true
+}
+
+# The API node first (it stops taking work and waits for its requests), then the managers.
+stop_cluster_nodes() {
+  local managers
+  stop_nodes api-1
+  managers=$(cluster_nodes | grep '^manager-' || true)
+  # shellcheck disable=SC2086 # node names have no spaces
+  [ -z "$managers" ] || stop_nodes $managers
+}
+
+show_node_logs() {
+  local node
+  for node in $(cluster_nodes) "$@"; do
+    [ -f "$RUN_DIR/$node.log" ] || continue
+    printf '\n--- %s: last lines of %s\n' "$node" "$RUN_DIR/$node.log" >&2
+    tail -n 15 "$RUN_DIR/$node.log" >&2
+  done
+}
+
+# Until GET /ready on the API node is 200 with members.managers >= $1.
+wait_cluster() {
+  local want=$1 url body="" managers node deadline=$((SECONDS + READY_TIMEOUT))
+  url="http://$(probe_host):$PORT"
+  while [ $SECONDS -lt "$deadline" ]; do
+    for node in api-1 $(running_managers); do
+      if ! pid_of "$node" >/dev/null; then
+        show_node_logs "$node"
+        die "$node exited during start-up (log: $RUN_DIR/$node.log)"
+      fi
+    done
+    if body=$(curl -fsS --max-time 3 "$url/ready" 2>/dev/null); then
+      managers=$(json_field members.managers <<<"$body")
+      if [ "${managers:-0}" -ge "$want" ]; then
+        say "ready: $url (1 API node, $managers manager(s); logs: ./deploy.sh logs)"
+        return 0
+      fi
+    else
+      body=$(curl -sS --max-time 3 "$url/ready" 2>&1 || true)
+    fi
+    sleep 1
+  done
+  show_node_logs
+  die "the cluster did not become ready within ${READY_TIMEOUT} s (want $want manager(s)); GET $url/ready: ${body:-no answer}"
+}
+
+print_usage_hint() {
+  local key='dev-key-12345'
+  if [ -n "${API_KEYS:-}" ] || [ "${NODE_ENV:-development}" = production ]; then key='<one of your API_KEYS>'; fi
+  cat <<EOF
+  try it:
+    curl -X POST http://$(probe_host):$PORT/lang/python -H 'X-API-Key: $key' \\
+      -H 'Content-Type: text/plain' -d 'print("drill my brain")'
+EOF
+}
+
+start_cluster() {
+  local n k node
+  n=$(desired_managers)
+  ensure_redis
+  ensure_postgres
+  save_cluster_env
+  start_node api-1 api
+  for k in $(seq 1 "$n"); do start_node "manager-$k" worker; done
+  for node in $(running_managers); do
+    [ "${node#manager-}" -le "$n" ] || stop_nodes "$node"
+  done
+  wait_cluster "$n"
+  print_usage_hint
+}
+
+refuse_if_single() {
+  local pid
+  if pid=$(engine_pid); then die "the single-node engine runs (pid $pid, port $PORT); ./deploy.sh down first"; fi
+}
+
+refuse_if_cluster() {
+  local node pid
+  for node in $(cluster_nodes); do
+    if pid=$(pid_of "$node"); then die "the cluster runs ($node, pid $pid); ./deploy.sh down first"; fi
+  done
+}
+
+# --- the service image (Dockerfile), built without a registry ---------------------------------
+
+# A local stand-in for node:20-bookworm-slim: debootstrap minbase plus this host's Node.js
+# package (node and npm). Prints its tag.
+ensure_node_base() {
+  local version tag rootfs package cache
+  version=$(node -p 'process.versions.node')
+  [ "${version%%.*}" -ge 20 ] || die "this host's Node.js is $version; the image needs 20+ (or set BASE_IMAGE)"
+  tag="braindrill-node:$version-bookworm"
+  if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return 0; fi
+  [ "$(id -u)" -eq 0 ] || die "building $tag runs debootstrap, which needs root (or set BASE_IMAGE)"
+  apt_install debootstrap >&2
+  cache=${BRAINDRILL_DEB_CACHE:-/var/cache/braindrill/debs}
+  mkdir -p "$cache"
+  rootfs=$(mktemp -d "${BRAINDRILL_BUILD_DIR:-/var/tmp}/braindrill-node-rootfs.XXXXXX")
+  say "building $tag: debootstrap bookworm minbase + this host's Node.js $version (log: $RUN_DIR/node-base.log)" >&2
+  if ! debootstrap --variant=minbase --include=ca-certificates,libstdc++6,passwd --cache-dir="$cache" \
+    bookworm "$rootfs" "${BRAINDRILL_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$RUN_DIR/node-base.log" 2>&1; then
+    rm -rf --one-file-system "$rootfs"
+    die "debootstrap failed; see $RUN_DIR/node-base.log"
+  fi
+  package=$(dpkg -S "$(readlink -f "$(command -v node)")" 2>/dev/null | cut -d: -f1 || true)
+  if [ -n "$package" ]; then
+    # Every file of the package (node, npm, corepack), documentation left out.
+    dpkg -L "$package" | grep -v -E '^/usr/share/(doc|man)/' | while read -r f; do
+      if [ -f "$f" ] || [ -L "$f" ]; then echo "${f#/}"; fi
+    done | tar -C / --no-recursion -T - -cf - | tar -C "$rootfs" -xf -
+  else
+    install -D -m 755 "$(readlink -f "$(command -v node)")" "$rootfs/usr/local/bin/node"
+  fi
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+  tar --numeric-owner -C "$rootfs" -c . |
+    docker import --message "braindrill: debootstrap bookworm minbase + Node.js $version" \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'CMD ["node"]' - "$tag" >/dev/null
+  rm -rf --one-file-system "$rootfs"
+  echo "$tag"
+}
+
+build_service_image() {
+  local tag=${1:-braindrill:local} base=${BASE_IMAGE:-}
+  ensure_docker
+  ensure_node_deps
+  if [ -z "$base" ]; then
+    if docker image inspect node:20-bookworm-slim >/dev/null 2>&1; then base=node:20-bookworm-slim; else base=$(ensure_node_base); fi
+  fi
+  say "building $tag from $base (docker build --network none; node_modules/ from this checkout)"
+  DOCKER_BUILDKIT=0 docker build --network none --build-arg "BASE_IMAGE=$base" -t "$tag" . >"$RUN_DIR/image-build.log" 2>&1 ||
+    { tail -n 30 "$RUN_DIR/image-build.log" >&2; die "docker build failed; see $RUN_DIR/image-build.log"; }
+  say "built $tag; it runs sandboxes only with the runtime image on the same Docker host ($(bash images/build.sh --tag))"
+}
+
 case "${1:-up}" in
-  up|single)
+  up)
+    refuse_if_single
+    setup
+    start_cluster
+    ;;
+  single)
+    refuse_if_cluster
     setup
     start_single
     ;;
   down)
+    stop_cluster_nodes
     stop_pidfile braindrill
+    stop_pidfile redis
+    if [ -f "$RUN_DIR/postgres.started" ]; then
+      read -r pg_version pg_name <"$RUN_DIR/postgres.started"
+      say "stopping PostgreSQL ($pg_version/$pg_name)"
+      pg_ctlcluster "$pg_version" "$pg_name" stop || true
+      rm -f "$RUN_DIR/postgres.started"
+    fi
     stop_pidfile dockerd
     ;;
   status)
-    if pid=$(engine_pid); then say "engine running (pid $pid)"; else say "engine not running"; fi
+    if pid=$(engine_pid); then say "engine running (pid $pid)"; fi
+    for node in $(cluster_nodes); do
+      if pid=$(pid_of "$node"); then say "$node: running (pid $pid, port $(node_port "$node"))"; else say "$node: not running"; fi
+    done
+    if ! engine_pid >/dev/null && [ -z "$(cluster_nodes)" ]; then say "engine not running"; fi
     docker_up && say "docker: up" || say "docker: down"
-    curl -sS "http://127.0.0.1:$PORT/ready" 2>/dev/null && echo || true
+    if command -v redis-cli >/dev/null && redis_answers; then
+      say "redis: up on 127.0.0.1:$REDIS_PORT$(pid_of redis >/dev/null && echo ' (started here)')"
+    else
+      say "redis: not answering on 127.0.0.1:$REDIS_PORT"
+    fi
+    if command -v pg_lsclusters >/dev/null; then
+      pg_lsclusters --no-header 2>/dev/null | while read -r v n p s _; do say "postgresql $v/$n: $s (port $p)"; done
+    fi
+    body=$(curl -sS --max-time 5 "http://$(probe_host):$PORT/ready" 2>/dev/null) && pretty_json <<<"$body" || true
     ;;
   logs)
-    exec tail -n 100 -F "$RUN_DIR/braindrill.log"
+    if [ -n "${2:-}" ]; then
+      [ -f "$RUN_DIR/$2.log" ] || die "no log $RUN_DIR/$2.log (nodes: $(cluster_nodes | tr '\n' ' '))"
+      exec tail -n 100 -F "$RUN_DIR/$2.log"
+    fi
+    logs=()
+    if ! engine_pid >/dev/null; then
+      for node in $(cluster_nodes); do [ -f "$RUN_DIR/$node.log" ] && logs+=("$RUN_DIR/$node.log"); done
+    fi
+    [ ${#logs[@]} -gt 0 ] || logs=("$RUN_DIR/braindrill.log")
+    exec tail -n 100 -F "${logs[@]}"
     ;;
   rebuild)
     setup
-    stop_pidfile braindrill
-    start_single
+    if engine_pid >/dev/null; then
+      stop_pidfile braindrill
+      start_single
+    else
+      stop_cluster_nodes
+      start_cluster
+    fi
+    ;;
+  scale)
+    [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: ./deploy.sh scale N (the number of manager nodes, e.g. 3)"
+    refuse_if_single
+    MANAGERS=$((10#$2))
+    echo "$MANAGERS" >"$RUN_DIR/managers"
+    if ! pid_of api-1 >/dev/null || ! load_cluster_env; then
+      say "the cluster is not running: starting it with $MANAGERS manager(s)"
+      setup
+      start_cluster
+    else
+      [ -z "$USER_REDIS_URL" ] || REDIS_URL=$USER_REDIS_URL
+      [ -z "$USER_DATABASE_URL" ] || DATABASE_URL=$USER_DATABASE_URL
+      for k in $(seq 1 "$MANAGERS"); do start_node "manager-$k" worker; done
+      extra=()
+      for node in $(running_managers); do [ "${node#manager-}" -le "$MANAGERS" ] || extra+=("$node"); done
+      [ ${#extra[@]} -eq 0 ] || stop_nodes "${extra[@]}"
+      wait_cluster "$MANAGERS"
+    fi
+    ;;
+  image)
+    build_service_image "${2:-}"
     ;;
   test)
+    apt_install redis-server postgresql
     setup
     shift || true
     say "running the tests"
     exec npx tap "$@"
     ;;
   *)
-    die "unknown command '$1' (up, single, down, status, logs, rebuild, test)"
+    die "unknown command '$1' (up, single, down, status, logs, rebuild, scale, image, test)"
     ;;
 esac

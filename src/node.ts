@@ -258,7 +258,10 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
         ready: () => ready(),
         rateLimit: async (bucket, policy) => {
           const reply = await ask<RateLimiterMessage, RateReply>(rateLimiter, (replyTo) => ({ type: 'take', bucket, policy, replyTo }), 5000, 'RateLimiter');
-          if (!reply.ok) throw reply.error;
+          if (!reply.ok) {
+            if (reply.error instanceof BraindrillError) throw reply.error;
+            throw new UnavailableError('rate_limiter_unavailable', `The shared rate limiter (Redis) does not answer (${reply.error.message}); retry shortly.`);
+          }
           return reply.decision;
         },
       };

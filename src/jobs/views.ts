@@ -27,6 +27,8 @@ export function braindrillJob(job: JobRecord) {
     truncated: job.truncated,
     version: job.version,
     attempts: job.attempts,
+    node_id: job.nodeId,
+    worker_id: job.workerId,
     details: job.details,
   };
 }

@@ -59,7 +59,8 @@ export function containerOptions(plan: ExecutionPlan, image: string, nodeId: str
         { Name: 'fsize', Soft: plan.limits.fileSizeMb * MB, Hard: plan.limits.fileSizeMb * MB },
         { Name: 'core', Soft: 0, Hard: 0 },
       ],
-      AutoRemove: false,
+      // Docker removes the container when the supervisor exits, even if this node died meanwhile.
+      AutoRemove: true,
       Init: false,
     },
   };

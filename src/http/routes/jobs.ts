@@ -52,6 +52,8 @@ export const jobSchema = {
     truncated: { type: 'boolean' },
     version: { type: 'string' },
     attempts: { type: 'integer' },
+    node_id: nullable('string'),
+    worker_id: nullable('string'),
     details: { type: ['object', 'null'], additionalProperties: true },
   },
 } as const;
