@@ -128,10 +128,12 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Where this machine reaches the nodes: HOST unless it is a wildcard.
 probe_host() {
-  case "${HOST:-127.0.0.1}" in
+  local host=${HOST:-127.0.0.1}
+  case $host in
     0.0.0.0 | :: | '[::]') echo 127.0.0.1 ;;
-    *:*) echo "[$HOST]" ;;
-    *) echo "$HOST" ;;
+    \[*) echo "$host" ;;
+    *:*) echo "[$host]" ;;
+    *) echo "$host" ;;
   esac
 }
 
@@ -200,7 +202,7 @@ ensure_redis() {
   fi
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
   apt_install redis-server
-  if pid=$(pid_of redis) && redis_answers; then return 0; fi
+  if pid_of redis >/dev/null && redis_answers; then return 0; fi
   if redis_answers; then
     say "Redis: reusing the one answering on 127.0.0.1:$REDIS_PORT (not started here: down leaves it running)"
     if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendonly 2>/dev/null | tail -n 1)" = no ]; then
@@ -226,7 +228,7 @@ ensure_redis() {
 }
 
 # Debian's PostgreSQL cluster ("15 main" on a stock Debian 12), created if there is none.
-pg_cluster_line() { pg_lsclusters --no-header 2>/dev/null | awk '{ print $1, $2, $3, $4 }' | sort -k2,2 -s | awk '$2 == "main" { print; exit } END { }'; }
+pg_cluster_line() { pg_lsclusters --no-header 2>/dev/null | awk '$2 == "main" { print $1, $2, $3, $4; exit }'; }
 
 as_postgres() { (cd / && runuser -u postgres -- "$@"); }
 
@@ -343,24 +345,38 @@ stop_cluster_nodes() {
   [ -z "$managers" ] || stop_nodes $managers
 }
 
+# The log files of this script's cluster nodes (also after down).
+node_logs() {
+  local file
+  [ -f "$RUN_DIR/api-1.log" ] && echo "$RUN_DIR/api-1.log"
+  for file in "$RUN_DIR"/manager-*.log; do [ -e "$file" ] && echo "$file"; done | sort -t- -k2,2n
+  return 0
+}
+
+# The last lines of each node's log; the nodes named in "$@" last, where they are seen.
 show_node_logs() {
-  local node
-  for node in $(cluster_nodes) "$@"; do
+  local node others=()
+  for node in $(cluster_nodes); do
+    [[ " $* " == *" $node "* ]] || others+=("$node")
+  done
+  for node in "${others[@]}" "$@"; do
     [ -f "$RUN_DIR/$node.log" ] || continue
     printf '\n--- %s: last lines of %s\n' "$node" "$RUN_DIR/$node.log" >&2
-    tail -n 15 "$RUN_DIR/$node.log" >&2
+    tail -n 12 "$RUN_DIR/$node.log" >&2
   done
 }
 
 # Until GET /ready on the API node is 200 with members.managers >= $1.
 wait_cluster() {
-  local want=$1 url body="" managers node deadline=$((SECONDS + READY_TIMEOUT))
+  local want=$1 url body="" managers node nodes deadline=$((SECONDS + READY_TIMEOUT))
   url="http://$(probe_host):$PORT"
+  nodes=(api-1)
+  for ((k = 1; k <= want; k++)); do nodes+=("manager-$k"); done
   while [ $SECONDS -lt "$deadline" ]; do
-    for node in api-1 $(running_managers); do
+    for node in "${nodes[@]}"; do
       if ! pid_of "$node" >/dev/null; then
         show_node_logs "$node"
-        die "$node exited during start-up (log: $RUN_DIR/$node.log)"
+        die "$node exited during start-up (log: $RUN_DIR/$node.log; ./deploy.sh down stops the rest)"
       fi
     done
     if body=$(curl -fsS --max-time 3 "$url/ready" 2>/dev/null); then
@@ -375,7 +391,7 @@ wait_cluster() {
     sleep 1
   done
   show_node_logs
-  die "the cluster did not become ready within ${READY_TIMEOUT} s (want $want manager(s)); GET $url/ready: ${body:-no answer}"
+  die "the cluster did not become ready within ${READY_TIMEOUT} s (want $want manager(s)); GET $url/ready: ${body:-no answer} (./deploy.sh down stops it)"
 }
 
 print_usage_hint() {
@@ -417,10 +433,10 @@ refuse_if_cluster() {
 
 # --- the service image (Dockerfile), built without a registry ---------------------------------
 
-# A local stand-in for node:20-bookworm-slim: debootstrap minbase plus this host's Node.js
-# package (node and npm). Prints its tag.
+# A local stand-in for node:20-bookworm-slim: debootstrap minbase plus this host's node binary and
+# npm. Prints its tag.
 ensure_node_base() {
-  local version tag rootfs package cache
+  local version tag rootfs npm_dir cache
   version=$(node -p 'process.versions.node')
   [ "${version%%.*}" -ge 20 ] || die "this host's Node.js is $version; the image needs 20+ (or set BASE_IMAGE)"
   tag="braindrill-node:$version-bookworm"
@@ -430,27 +446,28 @@ ensure_node_base() {
   cache=${BRAINDRILL_DEB_CACHE:-/var/cache/braindrill/debs}
   mkdir -p "$cache"
   rootfs=$(mktemp -d "${BRAINDRILL_BUILD_DIR:-/var/tmp}/braindrill-node-rootfs.XXXXXX")
+  NODE_BASE_ROOTFS=$rootfs # this function runs in $(...): the trap cleans up when it ends, however
+  trap 'rm -rf --one-file-system "$NODE_BASE_ROOTFS"' EXIT
   say "building $tag: debootstrap bookworm minbase + this host's Node.js $version (log: $RUN_DIR/node-base.log)" >&2
   if ! debootstrap --variant=minbase --include=ca-certificates,libstdc++6,passwd --cache-dir="$cache" \
     bookworm "$rootfs" "${BRAINDRILL_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$RUN_DIR/node-base.log" 2>&1; then
-    rm -rf --one-file-system "$rootfs"
     die "debootstrap failed; see $RUN_DIR/node-base.log"
   fi
-  package=$(dpkg -S "$(readlink -f "$(command -v node)")" 2>/dev/null | cut -d: -f1 || true)
-  if [ -n "$package" ]; then
-    # Every file of the package (node, npm, corepack), documentation left out.
-    dpkg -L "$package" | grep -v -E '^/usr/share/(doc|man)/' | while read -r f; do
-      if [ -f "$f" ] || [ -L "$f" ]; then echo "${f#/}"; fi
-    done | tar -C / --no-recursion -T - -cf - | tar -C "$rootfs" -xf -
-  else
-    install -D -m 755 "$(readlink -f "$(command -v node)")" "$rootfs/usr/local/bin/node"
+  # node, and npm as this host has it, where node:20-bookworm-slim has them (/usr/local).
+  install -D -m 755 "$(readlink -f "$(command -v node)")" "$rootfs/usr/local/bin/node"
+  npm_dir=$(readlink -f "$(command -v npm 2>/dev/null || echo /nonexistent)" 2>/dev/null || true)
+  npm_dir=${npm_dir%/bin/npm-cli.js}
+  if [ -f "$npm_dir/package.json" ]; then
+    mkdir -p "$rootfs/usr/local/lib/node_modules"
+    cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
   fi
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
   tar --numeric-owner -C "$rootfs" -c . |
     docker import --message "braindrill: debootstrap bookworm minbase + Node.js $version" \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'CMD ["node"]' - "$tag" >/dev/null
-  rm -rf --one-file-system "$rootfs"
   echo "$tag"
 }
 
@@ -496,7 +513,7 @@ case "${1:-up}" in
       if pid=$(pid_of "$node"); then say "$node: running (pid $pid, port $(node_port "$node"))"; else say "$node: not running"; fi
     done
     if ! engine_pid >/dev/null && [ -z "$(cluster_nodes)" ]; then say "engine not running"; fi
-    docker_up && say "docker: up" || say "docker: down"
+    if docker_up; then say "docker: up"; else say "docker: down"; fi
     if command -v redis-cli >/dev/null && redis_answers; then
       say "redis: up on 127.0.0.1:$REDIS_PORT$(pid_of redis >/dev/null && echo ' (started here)')"
     else
@@ -505,7 +522,7 @@ case "${1:-up}" in
     if command -v pg_lsclusters >/dev/null; then
       pg_lsclusters --no-header 2>/dev/null | while read -r v n p s _; do say "postgresql $v/$n: $s (port $p)"; done
     fi
-    body=$(curl -sS --max-time 5 "http://$(probe_host):$PORT/ready" 2>/dev/null) && pretty_json <<<"$body" || true
+    if body=$(curl -sS --max-time 5 "http://$(probe_host):$PORT/ready" 2>/dev/null); then pretty_json <<<"$body"; fi
     ;;
   logs)
     if [ -n "${2:-}" ]; then
@@ -515,6 +532,7 @@ case "${1:-up}" in
     logs=()
     if ! engine_pid >/dev/null; then
       for node in $(cluster_nodes); do [ -f "$RUN_DIR/$node.log" ] && logs+=("$RUN_DIR/$node.log"); done
+      [ ${#logs[@]} -gt 0 ] || mapfile -t logs < <(node_logs)
     fi
     [ ${#logs[@]} -gt 0 ] || logs=("$RUN_DIR/braindrill.log")
     exec tail -n 100 -F "${logs[@]}"

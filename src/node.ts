@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AccessControl } from './access/access.ts';
@@ -97,9 +98,27 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     let sandbox: Sandbox | null = null;
     const image = settings.runtimeImage ?? runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime'));
     if (runsSandboxes) {
-      sandbox = new Sandbox({ socketPath: settings.dockerSocket, image, nodeId: settings.nodeId, metrics, log });
+      sandbox = new Sandbox({
+        socketPath: settings.dockerSocket,
+        image,
+        nodeId: settings.nodeId,
+        metrics,
+        log,
+        warmPool: settings.warmPool
+          ? {
+              languages,
+              initial: settings.warmPoolLanguages.filter((id) => languages.find(id)).map((id) => languages.resolve(id).id),
+              maxPerLanguage: settings.warmPoolMaxPerLanguage,
+              memoryBudgetMb: settings.warmPoolMemoryMb,
+              startSlots: Math.max(1, os.availableParallelism()),
+            }
+          : null,
+      });
       await sandbox.check();
       await sandbox.reap();
+      sandbox.startWarmPool();
+      const started = sandbox;
+      cleanup.push(() => started.close());
     }
 
     const database = await openDatabase({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, log });

@@ -40,6 +40,10 @@ export interface Settings {
   blockedPatterns: string[];
   metricsToken: string | null;
   maxWorkers: number;
+  warmPool: boolean;
+  warmPoolLanguages: string[];
+  warmPoolMaxPerLanguage: number;
+  warmPoolMemoryMb: number;
   managerMemoryBudgetMb: number;
   managerCpuBudget: number;
 }
@@ -129,6 +133,10 @@ export const VARIABLES = [
   variable({ name: 'MAX_WORKERS', key: 'maxWorkers', description: 'cluster-wide cap on workers that POST /api/workers/scale may reach', default: () => 64, parse: integer(0, 4096) }),
   variable({ name: 'MANAGER_MEMORY_BUDGET_MB', key: 'managerMemoryBudgetMb', description: 'a manager runs executions while the sum of their memory limits fits this', default: () => Math.floor((os.totalmem() / 1024 / 1024) * 0.5), parse: integer(64) }),
   variable({ name: 'MANAGER_CPU_BUDGET', key: 'managerCpuBudget', description: 'a manager runs executions while the sum of their CPU limits fits this', default: () => Math.max(1, os.availableParallelism()), parse: integer(1, 1024) }),
+  variable({ name: 'WARM_POOL', key: 'warmPool', description: 'keep sandbox containers started ahead of demand (1) or start each one cold (0)', default: () => true, parse: (raw, name) => { if (raw !== '0' && raw !== '1') throw new ConfigError(`${name} must be 0 or 1.`); return raw === '1'; } }),
+  variable({ name: 'WARM_POOL_LANGUAGES', key: 'warmPoolLanguages', description: 'languages kept warm from the start (others warm up once used)', default: () => ['python', 'javascript', 'bash'], parse: (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean) }),
+  variable({ name: 'WARM_POOL_MAX', key: 'warmPoolMaxPerLanguage', description: 'most containers waiting for one language', default: () => Math.max(2, os.availableParallelism()), parse: integer(1, 64) }),
+  variable({ name: 'WARM_POOL_MEMORY_MB', key: 'warmPoolMemoryMb', description: 'sum of the memory limits of waiting containers', default: () => 2048, parse: integer(64) }),
   variable({ name: 'BODY_LIMIT_BYTES', key: 'bodyLimitBytes', description: 'largest HTTP body accepted', default: () => 2 * 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024) }),
 ] as const;
 

@@ -43,6 +43,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class Manager {
   private running = false;
+  /** Set once the manager has deregistered: nothing may re-register it. */
+  private left = false;
   private readonly inFlight = new Map<string, QueueEntry>();
   private readonly queue: JobQueue;
   private readonly membership: Membership;
@@ -70,6 +72,8 @@ export class Manager {
       this.options.system,
       async (_state: undefined, message: ExecutionStarted) => {
         await store.markRunning(message.executionId, id, message.worker).catch((error: unknown) => this.log.warn({ err: error, job: message.executionId }, 'could not mark the job running'));
+        // Membership shows the worker BUSY now, not at the next beat.
+        await this.heartbeat().catch(() => undefined);
         return undefined;
       },
       'started-reporter',
@@ -85,16 +89,16 @@ export class Manager {
       this.onControl(message).catch((error: unknown) => this.log.warn({ err: error }, 'control message failed'));
     });
     await this.options.redis.subscriber.subscribe(CONTROL_CHANNEL);
-    this.every(HEARTBEAT_MS, () => this.heartbeat());
+    this.every(HEARTBEAT_MS, () => this.heartbeat(), true);
     this.every(HEARTBEAT_MS, () => this.reconcile());
     this.every(RECLAIM_MS, () => this.reclaim());
     this.feeding = this.feed();
     this.log.info({ workers: this.poolSize }, 'manager started');
   }
 
-  private every(ms: number, task: () => Promise<unknown>): void {
+  private every(ms: number, task: () => Promise<unknown>, whileDraining = false): void {
     const timer = setInterval(() => {
-      if (this.running) task().catch((error: unknown) => this.log.warn({ err: error }, 'periodic manager task failed'));
+      if (this.running || (whileDraining && !this.left)) task().catch((error: unknown) => this.log.warn({ err: error }, 'periodic manager task failed'));
     }, ms);
     timer.unref();
     this.timers.push(timer);
@@ -134,6 +138,7 @@ export class Manager {
   }
 
   async heartbeat(): Promise<void> {
+    if (this.left) return;
     const stats = await this.stats();
     await this.membership.heartbeat('manager', this.options.id, {
       startedAt: this.startedAt,
@@ -172,6 +177,7 @@ export class Manager {
           .finally(() => {
             this.inFlight.delete(entry.jobId);
             this.freed?.();
+            void this.heartbeat().catch(() => undefined);
           });
       }
     }
@@ -258,10 +264,12 @@ export class Manager {
   /** Drain: stop reading, let running jobs finish and be saved, then leave the cluster. */
   async stop(): Promise<void> {
     this.running = false;
-    for (const timer of this.timers) clearInterval(timer);
     this.freed?.();
+    // Heartbeats go on while running jobs finish, so nobody reclaims them meanwhile.
     for (let waited = 0; this.inFlight.size > 0 && waited < 60_000; waited += 100) await sleep(100);
     await this.feeding.catch(() => undefined);
+    for (const timer of this.timers) clearInterval(timer);
+    this.left = true;
     const stats = await this.stats().catch(() => null);
     await this.membership.remove('worker', stats?.list.map((w) => w.id) ?? []).catch(() => undefined);
     await this.membership.remove('manager', [this.options.id]).catch(() => undefined);

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import type { ExecutionPlan } from './execution.ts';
+import type { Language } from '../languages/language.ts';
 
 export const SUPERVISOR_PATH = '/usr/local/bin/bd-supervisor';
 /** Unprivileged uid:gid ("nobody") for everything inside the sandbox. */
@@ -14,17 +14,19 @@ export const Label = {
 const MB = 1024 * 1024;
 
 /** The container memory while compiling: the compiler's figure, lowered to the run figure afterwards. */
-export function initialMemoryMb(plan: ExecutionPlan): number {
-  return plan.compile ? Math.max(plan.compile.memoryMb, plan.limits.memoryMb) : plan.limits.memoryMb;
+export function initialMemoryMb(language: Language): number {
+  return language.compile ? Math.max(language.compile.memoryMb, language.limits.memoryMb) : language.limits.memoryMb;
 }
 
 /**
- * Docker create options for one execution. Every hardening flag is here, and docs/ARCHITECTURE.md says
- * why each one is.
+ * Docker create options for one execution of `language`. They depend on the language only, never on the
+ * submission, so a container can be created before its job is known (the warm pool). Every hardening
+ * flag is here, and docs/ARCHITECTURE.md says why each one is.
  */
-export function containerOptions(plan: ExecutionPlan, image: string, nodeId: string): Docker.ContainerCreateOptions {
-  const memory = initialMemoryMb(plan) * MB;
-  const pids = Math.max(plan.limits.pids, plan.compile?.pids ?? 0);
+export function containerOptions(language: Language, label: string, image: string, nodeId: string): Docker.ContainerCreateOptions {
+  const limits = language.limits;
+  const memory = initialMemoryMb(language) * MB;
+  const pids = Math.max(limits.pids, language.compile?.pids ?? 0);
   return {
     Image: image,
     Entrypoint: [SUPERVISOR_PATH],
@@ -40,23 +42,23 @@ export function containerOptions(plan: ExecutionPlan, image: string, nodeId: str
     StdinOnce: false,
     Tty: false,
     NetworkDisabled: true,
-    Labels: { [Label.node]: nodeId, [Label.execution]: plan.id, [Label.language]: plan.language.id },
+    Labels: { [Label.node]: nodeId, [Label.execution]: label, [Label.language]: language.id },
     HostConfig: {
       NetworkMode: 'none',
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,mode=1777,size=${plan.limits.tmpfsMb}m` },
+      Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,mode=1777,size=${limits.tmpfsMb}m` },
       Memory: memory,
       MemorySwap: memory,
       PidsLimit: pids,
-      NanoCpus: Math.round(plan.limits.cpus * 1e9),
+      NanoCpus: Math.round(limits.cpus * 1e9),
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
       IpcMode: 'none',
       LogConfig: { Type: 'none', Config: {} },
       Ulimits: [
-        { Name: 'nofile', Soft: plan.limits.nofile, Hard: plan.limits.nofile },
-        { Name: 'fsize', Soft: plan.limits.fileSizeMb * MB, Hard: plan.limits.fileSizeMb * MB },
+        { Name: 'nofile', Soft: limits.nofile, Hard: limits.nofile },
+        { Name: 'fsize', Soft: limits.fileSizeMb * MB, Hard: limits.fileSizeMb * MB },
         { Name: 'core', Soft: 0, Hard: 0 },
       ],
       // Docker removes the container when the supervisor exits, even if this node died meanwhile.

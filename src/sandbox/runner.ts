@@ -7,6 +7,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { containerOptions } from './container.ts';
 import { CappedBuffer, DockerStreamDemuxer } from './docker-stream.ts';
 import type { ExecutionPlan, ExecutionResult, StepStats } from './execution.ts';
+import type { Language } from '../languages/language.ts';
 import { classify, signalName } from './outcome.ts';
 import { FrameDecoder, FrameType, encodeRequest, parseResult, type StepReport, type SupervisorReport } from './protocol.ts';
 
@@ -22,19 +23,51 @@ export interface SandboxDeps {
 export const HOST_GRACE_MS = 3000;
 const MB = 1024 * 1024;
 
-type Phase = 'creating' | 'starting' | 'running' | 'finished';
+type Phase = 'creating' | 'running';
+
+/** A started sandbox container whose supervisor waits for one request on the attached stream. */
+export interface SandboxContainer {
+  container: Docker.Container;
+  stream: Duplex;
+  /** The `braindrill.execution` label: the job id, or `warm-…` for a pooled container. */
+  label: string;
+}
+
+/**
+ * Creates, attaches and starts a container for `language`. Attach comes before start so no output is
+ * lost; `onCreated` lets the caller remove the container if a later step fails.
+ */
+export async function startContainer(
+  deps: SandboxDeps,
+  language: Language,
+  label: string,
+  onCreated: (container: Docker.Container) => void = () => undefined,
+): Promise<SandboxContainer> {
+  let container: Docker.Container;
+  try {
+    container = await deps.docker.createContainer(containerOptions(language, label, deps.image, deps.nodeId));
+  } catch (error) {
+    if (statusCode(error) === 404) throw new ImageMissingError(deps.image);
+    throw error;
+  }
+  onCreated(container);
+  const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+  await container.start();
+  return { container, stream, label };
+}
 
 function statusCode(error: unknown): number | undefined {
   return (error as { statusCode?: number } | null)?.statusCode;
 }
 
 /**
- * One execution's whole life: create a fresh hardened container, attach, start, send the request,
- * read frames until the supervisor's result (or a limit, a cancel, or a crash), then remove the
+ * One execution's whole life: a fresh hardened container (started here, or taken warm from the pool),
+ * the request, frames until the supervisor's result (or a limit, a cancel, or a crash), then removal of the
  * container on every path. A container never serves a second execution.
  */
-export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signal?: AbortSignal): Promise<ExecutionResult> {
-  const { docker, metrics } = deps;
+export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signal?: AbortSignal, warm?: SandboxContainer): Promise<ExecutionResult> {
+  let prepared = warm;
+  const { metrics } = deps;
   const log = deps.log.child({ job: plan.id, language: plan.language.id });
   const nonce = randomBytes(16);
   let phase: Phase = 'creating';
@@ -63,16 +96,16 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
   metrics.activeExecutions.inc();
   try {
     if (cancelled) return finish();
-    const created = performance.now();
-    try {
-      container = await docker.createContainer(containerOptions(plan, deps.image, deps.nodeId));
-    } catch (error) {
-      if (statusCode(error) === 404) throw new ImageMissingError(deps.image);
-      throw error;
+    if (!prepared) {
+      const created = performance.now();
+      prepared = await startContainer(deps, plan.language, plan.id, (c) => (container = c));
+      metrics.containerStart.labels(plan.language.id).observe((performance.now() - created) / 1000);
     }
+    container = prepared.container;
     const live = container;
-    phase = 'starting';
-    const stream = (await live.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+    const stream = prepared.stream;
+    phase = 'running';
+    if (cancelled) return finish();
     const pauseAfterCompile = plan.compile !== null && plan.compile.memoryMb !== plan.limits.memoryMb;
 
     const done = new Promise<void>((resolve) => {
@@ -128,10 +161,6 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
       timer = setTimeout(() => kill('timeout'), limitMs);
     });
 
-    if (cancelled) return finish();
-    await live.start();
-    metrics.containerStart.labels(plan.language.id).observe((performance.now() - created) / 1000);
-    phase = 'running';
     stream.write(
       encodeRequest({
         nonce,

@@ -6,9 +6,12 @@ import type { ExecutionPlan, ExecutionResult } from './execution.ts';
 import { requireImage } from './image.ts';
 import { reapContainers } from './reaper.ts';
 import { runExecution } from './runner.ts';
+import { WarmPool, type WarmPoolOptions } from './warm-pool.ts';
 
 export interface SandboxOptions {
   socketPath: string;
+  /** Keep containers started ahead of demand; null runs every execution cold. */
+  warmPool?: WarmPoolOptions | null;
   image: string;
   nodeId: string;
   metrics: Metrics;
@@ -19,9 +22,20 @@ export interface SandboxOptions {
 export class Sandbox {
   readonly docker: Docker;
   private readonly live = new Set<string>();
+  private readonly pool: WarmPool | null;
 
   constructor(private readonly options: SandboxOptions) {
     this.docker = new Docker({ socketPath: options.socketPath });
+    this.pool = options.warmPool ? new WarmPool({ ...options, docker: this.docker }, options.warmPool) : null;
+  }
+
+  /** Starts filling the warm pool (after check(): the image must be there). */
+  startWarmPool(): void {
+    this.pool?.start();
+  }
+
+  get warm(): number {
+    return this.pool?.size ?? 0;
   }
 
   get image(): string {
@@ -39,19 +53,26 @@ export class Sandbox {
   }
 
   async run(plan: ExecutionPlan, signal: AbortSignal): Promise<ExecutionResult> {
-    this.live.add(plan.id);
+    const warm = this.pool?.take(plan.language);
+    const label = warm?.label ?? plan.id;
+    this.live.add(label);
     try {
-      return await runExecution({ ...this.options, docker: this.docker }, plan, signal);
+      return await runExecution({ ...this.options, docker: this.docker }, plan, signal, warm);
     } finally {
-      this.live.delete(plan.id);
+      this.live.delete(label);
+      this.pool?.forget(label);
     }
   }
 
   /** Removes this node's containers that no running execution owns. */
   async reap(): Promise<number> {
-    const count = await reapContainers(this.docker, this.options.nodeId, this.options.log, (id) => this.live.has(id));
+    const count = await reapContainers(this.docker, this.options.nodeId, this.options.log, (id) => this.live.has(id) || (this.pool?.owns(id) ?? false));
     this.options.metrics.containersReaped.inc(count);
     return count;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
   }
 
   get running(): number {

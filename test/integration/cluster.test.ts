@@ -69,7 +69,7 @@ t.test('jobs spread over both managers; sync requests answer through the cluster
 });
 
 t.test('a BUSY worker shows its job', async (t) => {
-  const id = await submitJob(api, { language: 'bash', code: 'sleep 2' });
+  const id = await submitJob(api, { language: 'bash', code: 'sleep 3' });
   await waitForStatus(api, id, 'running');
   const list = await eventually('busy worker', workers, (l) => l.some((w) => w.currentJobId === id));
   t.equal(list.find((w) => w.currentJobId === id)?.status, 'BUSY');

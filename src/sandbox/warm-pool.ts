@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import type { Language } from '../languages/language.ts';
+import type { LanguageRegistry } from '../languages/registry.ts';
+import { initialMemoryMb } from './container.ts';
+import { removeContainer, startContainer, type SandboxContainer, type SandboxDeps } from './runner.ts';
+
+export interface WarmPoolOptions {
+  languages: LanguageRegistry;
+  /** Languages kept warm from the start, one container each; others warm up once they are used. */
+  initial: string[];
+  /** Most containers kept waiting for one language. */
+  maxPerLanguage: number;
+  /** Sum of the memory limits of waiting containers may not pass this. */
+  memoryBudgetMb: number;
+  /** Container starts in flight at once: more only adds latency on a small machine. */
+  startSlots: number;
+}
+
+/** How long demand is remembered when sizing a language's pool. */
+const DEMAND_WINDOW_MS = 30_000;
+
+/**
+ * Containers created and started ahead of demand, each waiting for exactly one job on its stdin. A job
+ * takes one and the container is destroyed afterwards as usual; the pool refills in the background. A
+ * waiting container that dies is dropped and replaced. One container never serves two executions.
+ */
+export class WarmPool {
+  private readonly ready = new Map<string, SandboxContainer[]>();
+  private readonly starting = new Map<string, number>();
+  private readonly demand = new Map<string, number[]>();
+  private readonly labels = new Set<string>();
+  private inFlight = 0;
+  private closed = false;
+  private pooledMemoryMb = 0;
+  /** After a failed start (image gone, Docker down) the pool waits before trying again. */
+  private pausedUntil = 0;
+
+  constructor(
+    private readonly deps: SandboxDeps,
+    private readonly options: WarmPoolOptions,
+  ) {
+    for (const id of options.initial) this.demand.set(id, [Date.now()]);
+  }
+
+  start(): void {
+    this.refill();
+  }
+
+  /** A waiting container for `language`, or undefined (the caller starts one cold). */
+  take(language: Language): SandboxContainer | undefined {
+    this.noteDemand(language.id);
+    const list = this.ready.get(language.id) ?? [];
+    const taken = list.shift();
+    if (taken) {
+      taken.stream.removeAllListeners('close');
+      this.pooledMemoryMb -= initialMemoryMb(language);
+    }
+    this.refill();
+    return taken;
+  }
+
+  /** Whether a container label belongs to this pool (the reaper must leave it alone). */
+  owns(label: string): boolean {
+    return this.labels.has(label);
+  }
+
+  forget(label: string): void {
+    this.labels.delete(label);
+  }
+
+  get size(): number {
+    let total = 0;
+    for (const list of this.ready.values()) total += list.length;
+    return total;
+  }
+
+  private noteDemand(languageId: string): void {
+    const now = Date.now();
+    const recent = (this.demand.get(languageId) ?? []).filter((t) => now - t < DEMAND_WINDOW_MS);
+    recent.push(now);
+    this.demand.set(languageId, recent.slice(-1000));
+  }
+
+  /** One waiting container per language in use, more when requests arrive faster than one per 2 s. */
+  private target(languageId: string): number {
+    const now = Date.now();
+    const recent = (this.demand.get(languageId) ?? []).filter((t) => now - t < DEMAND_WINDOW_MS);
+    if (recent.length === 0 && !this.options.initial.includes(languageId)) return 0;
+    const perSecond = recent.length / (DEMAND_WINDOW_MS / 1000);
+    return Math.min(this.options.maxPerLanguage, Math.max(1, Math.ceil(perSecond * 2)));
+  }
+
+  private refill(): void {
+    if (this.closed || Date.now() < this.pausedUntil) return;
+    for (const language of this.options.languages.languages) {
+      const have = (this.ready.get(language.id)?.length ?? 0) + (this.starting.get(language.id) ?? 0);
+      const memory = initialMemoryMb(language);
+      for (let missing = this.target(language.id) - have; missing > 0; missing--) {
+        if (this.inFlight >= this.options.startSlots) return;
+        if (this.pooledMemoryMb + memory > this.options.memoryBudgetMb) break;
+        this.launch(language, memory);
+      }
+    }
+  }
+
+  private launch(language: Language, memoryMb: number): void {
+    const label = `warm-${randomUUID()}`;
+    this.inFlight++;
+    this.pooledMemoryMb += memoryMb;
+    this.labels.add(label);
+    this.starting.set(language.id, (this.starting.get(language.id) ?? 0) + 1);
+    let created: SandboxContainer['container'] | undefined;
+    startContainer(this.deps, language, label, (c) => (created = c))
+      .then((ready) => {
+        if (this.closed) return this.discard(ready, memoryMb);
+        // A container that dies while waiting is dropped; the refill replaces it.
+        ready.stream.once('close', () => {
+          const list = this.ready.get(language.id) ?? [];
+          const index = list.indexOf(ready);
+          if (index >= 0) {
+            list.splice(index, 1);
+            this.discard(ready, memoryMb);
+            this.refill();
+          }
+        });
+        const list = this.ready.get(language.id) ?? [];
+        list.push(ready);
+        this.ready.set(language.id, list);
+      })
+      .catch((error: unknown) => {
+        this.pooledMemoryMb -= memoryMb;
+        this.labels.delete(label);
+        if (created) void removeContainer(created, this.deps.log);
+        this.pausedUntil = Date.now() + 5000;
+        this.deps.log.warn({ err: error, language: language.id }, 'could not start a warm container');
+      })
+      .finally(() => {
+        this.inFlight--;
+        this.starting.set(language.id, (this.starting.get(language.id) ?? 1) - 1);
+        // Back off after a failure instead of spinning: the next take() or refill tick retries.
+        setTimeout(() => this.refill(), 50).unref();
+      });
+  }
+
+  private discard(ready: SandboxContainer, memoryMb: number): void {
+    this.pooledMemoryMb -= memoryMb;
+    this.labels.delete(ready.label);
+    ready.stream.destroy();
+    void removeContainer(ready.container, this.deps.log);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (let waited = 0; this.inFlight > 0 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    const all = [...this.ready.entries()].flatMap(([, list]) => list);
+    this.ready.clear();
+    await Promise.all(
+      all.map(async (ready) => {
+        ready.stream.removeAllListeners('close');
+        ready.stream.destroy();
+        this.labels.delete(ready.label);
+        await removeContainer(ready.container, this.deps.log);
+      }),
+    );
+    this.pooledMemoryMb = 0;
+  }
+}

@@ -1,0 +1,54 @@
+import t from 'tap';
+import { run, startEngine } from '../helpers/engine.ts';
+
+// The user program runs beside the supervisor with the same uid: it must not be able to speak for it.
+const engine = await startEngine();
+t.teardown(() => engine.close());
+
+t.test('forged frames are shown as plain output, not obeyed', async (t) => {
+  // A RESULT frame (type 6) with a made-up nonce and a "completed" report, written to stdout.
+  const code = [
+    'import sys, json, struct',
+    'body = b"\\x00" * 16 + json.dumps({"error": None, "compile": None, "run": {"exit_code": 0, "signal": None, "timed_out": False, "output_limited": False, "wall_ms": 1, "cpu_ms": 1, "max_rss_kb": 1, "stdout_bytes": 0, "stderr_bytes": 0}, "pids_limited": False, "oom_killed": False}).encode()',
+    'sys.stdout.buffer.write(b"\\x06" + struct.pack(">I", len(body)) + body)',
+    'sys.stdout.flush()',
+    'sys.exit(7)',
+  ].join('\n');
+  const result = await run(engine, 'python', { code });
+  t.equal(result.status, 'failed', 'the real result (exit 7) wins');
+  t.equal(result.exit_code, 7);
+  t.match(result.stdout, /pids_limited/, 'the forged bytes are just output');
+});
+
+t.test('the program cannot ptrace the supervisor or reach its file descriptors', async (t) => {
+  const code = [
+    'import ctypes, os',
+    'libc = ctypes.CDLL(None, use_errno=True)',
+    'r = libc.ptrace(16, 1, None, None)',  // PTRACE_ATTACH to PID 1
+    'print("ptrace", r, os.strerror(ctypes.get_errno()))',
+    'for path in ["/proc/1/fd/1", "/proc/1/fd/0", "/proc/1/mem", "/proc/1/environ"]:',
+    '    try:',
+    '        open(path, "wb" if "fd" in path else "rb").close()',
+    '        print(path, "OPEN")',
+    '    except OSError as e:',
+    '        print(path, e.strerror)',
+    'print(sorted(os.listdir("/proc/self/fd")))',
+  ].join('\n');
+  const result = await run(engine, 'python', { code });
+  t.match(result.stdout, /^ptrace -1 Operation not permitted$/m);
+  t.notMatch(result.stdout, /OPEN/);
+  t.match(result.stdout, /\['0', '1', '2', '3'\]\n$/, 'only stdin, stdout, stderr (and the listing itself) are open');
+});
+
+t.test('signals to the supervisor are ignored', async (t) => {
+  const result = await run(engine, 'bash', { code: 'kill -9 1; kill -TERM 1; echo still-here' });
+  t.equal(result.status, 'completed');
+  t.equal(result.stdout, 'still-here\n');
+});
+
+t.test('step statistics reach the API: exit code, CPU time, peak memory', async (t) => {
+  const result = (await run(engine, 'c', { code: '#include <stdio.h>\nint main(){ puts("hi"); return 0; }' })) as unknown as { compile: Record<string, number>; run: Record<string, number> };
+  t.match(result.compile, { exit_code: 0, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number });
+  t.match(result.run, { exit_code: 0, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number });
+  t.ok((result.run.max_rss_kb ?? 0) > 0);
+});

@@ -1,0 +1,60 @@
+import t from 'tap';
+import Docker from 'dockerode';
+import { containersOf, run, startEngine } from '../helpers/engine.ts';
+
+// The core's guarantees hold through the warm pool: one container per execution, always.
+const engine = await startEngine({ WARM_POOL: '1', WARM_POOL_LANGUAGES: 'python,bash' });
+t.teardown(() => engine.close());
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const warmContainers = async () => (await containersOf(engine.nodeId)).filter((c) => c.Labels['braindrill.execution']?.startsWith('warm-'));
+async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await probe();
+  while (!ok(value) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    value = await probe();
+  }
+  return value;
+}
+
+const CONTAINER_ID = 'import re\nprint(re.search(r"[0-9a-f]{64}", open("/proc/self/cgroup").read()).group(0))';
+
+t.test('containers are started ahead of demand for the configured languages', async (t) => {
+  const warm = await eventually(warmContainers, (c) => c.length >= 2);
+  t.same([...new Set(warm.map((c) => c.Labels['braindrill.language']))].sort(), ['bash', 'python']);
+  t.ok(warm.every((c) => c.State === 'running'), 'they are running, waiting on stdin');
+});
+
+t.test('the pool never reuses a container: ids differ and files do not carry over', async (t) => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 5; i++) {
+    const result = await run(engine, 'python', { code: `${CONTAINER_ID}\nimport os\nprint(os.path.exists("/tmp/marker"))\nopen("/tmp/marker", "w").write("x")` });
+    const [id, seen] = result.stdout.trim().split('\n');
+    t.equal(seen, 'False', 'nothing from an earlier job');
+    ids.add(id!);
+  }
+  t.equal(ids.size, 5, 'five executions, five containers');
+});
+
+t.test('a pooled container that dies while waiting is replaced', async (t) => {
+  const before = await eventually(warmContainers, (c) => c.some((x) => x.Labels['braindrill.language'] === 'python'));
+  const victim = before.find((c) => c.Labels['braindrill.language'] === 'python')!;
+  await docker.getContainer(victim.Id).kill().catch(() => undefined);
+  const after = await eventually(warmContainers, (c) => c.some((x) => x.Labels['braindrill.language'] === 'python' && x.Id !== victim.Id && x.State === 'running'));
+  t.ok(after.some((x) => x.Id !== victim.Id && x.Labels['braindrill.language'] === 'python'), 'a new warm python container');
+  const result = await run(engine, 'python', { code: 'print("still fine")' });
+  t.equal(result.stdout, 'still fine\n');
+});
+
+t.test('limits hold through the pool', async (t) => {
+  t.match(await run(engine, 'python', { code: 'while True: pass' }), { status: 'timedout', reason: 'time_limit' });
+  t.match(await run(engine, 'python', { code: 'x = bytearray(400 * 1024 * 1024)' }), { status: 'failed', reason: 'memory_limit' });
+  t.match(await run(engine, 'bash', { code: 'echo started; (sleep 30 &) ; exit 0' }), { status: 'completed', stdout: 'started\n' });
+});
+
+t.test('when the engine stops, no container of its node is left, warm ones included', async (t) => {
+  const other = await startEngine({ WARM_POOL: '1', WARM_POOL_LANGUAGES: 'python' });
+  await eventually(() => containersOf(other.nodeId), (c) => c.length > 0);
+  await other.close();
+  t.same(await containersOf(other.nodeId), []);
+});
