@@ -20,21 +20,15 @@
 # group id, since the process is not root), and that Docker must already hold the runtime image made
 # by `bash images/build.sh` from the same checkout. An API node (ROLE=api) needs no Docker socket.
 ARG BASE_IMAGE=node:20-bookworm-slim
-FROM ${BASE_IMAGE}
 
+# --- the application and its production dependencies ------------------------------------------
+FROM ${BASE_IMAGE} AS app
 ARG DEPS=auto
-
-# Production defaults: bind every interface of the container, and refuse the development API keys
-# (set API_KEYS). DATA_DIR is only used in the embedded single-node mode (no DATABASE_URL).
-ENV NODE_ENV=production \
-    HOST=0.0.0.0 \
-    PORT=8080 \
-    DATA_DIR=/var/lib/braindrill \
-    NPM_CONFIG_UPDATE_NOTIFIER=false
-
+# The classic builder keeps this stage as a dangling image; ./deploy.sh image prunes it by this label.
+LABEL braindrill.stage=app
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false
 WORKDIR /app
 COPY . .
-
 RUN set -eu; \
     case "$DEPS" in \
       auto) if [ ! -f node_modules/tsx/package.json ]; then rm -rf node_modules; npm ci --omit=dev --no-audit --no-fund; fi ;; \
@@ -46,12 +40,28 @@ RUN set -eu; \
       npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error \
         || echo "warning: npm prune failed; development dependencies stay in the image" >&2; \
     fi; \
-    rm -rf /root/.npm /tmp/*; \
-    node --version; \
-    groupadd --system --gid 10001 braindrill; \
-    useradd --system --uid 10001 --gid braindrill --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin braindrill; \
-    install -d -o braindrill -g braindrill -m 0750 /var/lib/braindrill
+    find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete; \
+    node --import tsx -e "import('/app/src/node.ts').then(() => console.log('src/node.ts and its dependencies load on node ' + process.version))"; \
+    rm -rf /tmp/tsx-*
+
+# --- the service image --------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
+
+# Production defaults: bind every interface of the container, and refuse the development API keys
+# (set API_KEYS). DATA_DIR is only used in the embedded single-node mode (no DATABASE_URL).
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    DATA_DIR=/var/lib/braindrill \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
+
+RUN groupadd --gid 10001 braindrill \
+ && useradd --uid 10001 --gid braindrill --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin braindrill \
+ && install -d -o braindrill -g braindrill -m 0750 /var/lib/braindrill
+
+# Root-owned and read-only for the service: it writes nothing here (tsx caches in /tmp).
+COPY --from=app /app /app
+WORKDIR /app
 
 USER braindrill:braindrill
 EXPOSE 8080

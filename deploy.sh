@@ -72,7 +72,27 @@ ensure_images() {
   bash images/build.sh
 }
 
-engine_pid() { [ -f "$RUN_DIR/braindrill.pid" ] && kill -0 "$(cat "$RUN_DIR/braindrill.pid")" 2>/dev/null && cat "$RUN_DIR/braindrill.pid"; }
+# The process <pid> is still what its pid file <name> says (not a pid reused after a reboot).
+pid_is() {
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  case $2 in
+    redis) [[ $cmd == *redis-server* ]] ;;
+    dockerd) [[ $cmd == *dockerd* ]] ;;
+    *) [[ $cmd == *src/main.ts* ]] ;;
+  esac
+}
+
+# The pid recorded in $RUN_DIR/<name>.pid, if that process is alive.
+pid_of() {
+  local file="$RUN_DIR/$1.pid" pid
+  [ -f "$file" ] || return 1
+  pid=$(cat "$file")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && pid_is "$pid" "$1" || return 1
+  echo "$pid"
+}
+
+engine_pid() { pid_of braindrill; }
 
 wait_ready() {
   local url="http://127.0.0.1:$PORT"
@@ -103,7 +123,7 @@ stop_pidfile() {
   local file="$RUN_DIR/$1.pid"
   [ -f "$file" ] || return 0
   local pid; pid=$(cat "$file")
-  if kill -0 "$pid" 2>/dev/null; then
+  if kill -0 "$pid" 2>/dev/null && pid_is "$pid" "$1"; then
     say "stopping $1 (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
@@ -113,15 +133,6 @@ stop_pidfile() {
 }
 
 # --- the local cluster ------------------------------------------------------------------------
-
-# The pid recorded in $RUN_DIR/<name>.pid, if that process is alive.
-pid_of() {
-  local file="$RUN_DIR/$1.pid" pid
-  [ -f "$file" ] || return 1
-  pid=$(cat "$file")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
 
 # Something accepts connections on 127.0.0.1:<port>.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -481,6 +492,7 @@ build_service_image() {
   say "building $tag from $base (docker build --network none; node_modules/ from this checkout)"
   DOCKER_BUILDKIT=0 docker build --network none --build-arg "BASE_IMAGE=$base" -t "$tag" . >"$RUN_DIR/image-build.log" 2>&1 ||
     { tail -n 30 "$RUN_DIR/image-build.log" >&2; die "docker build failed; see $RUN_DIR/image-build.log"; }
+  docker image prune -f --filter label=braindrill.stage=app >/dev/null || true
   say "built $tag; it runs sandboxes only with the runtime image on the same Docker host ($(bash images/build.sh --tag))"
 }
 
@@ -506,6 +518,7 @@ case "${1:-up}" in
       rm -f "$RUN_DIR/postgres.started"
     fi
     stop_pidfile dockerd
+    rm -f "$RUN_DIR/managers" "$RUN_DIR/cluster.env" # the next up starts with the defaults again
     ;;
   status)
     if pid=$(engine_pid); then say "engine running (pid $pid)"; fi

@@ -69,8 +69,14 @@ async function waitForRedis(redis: RedisConnections, url: string): Promise<void>
   }
 }
 
+/** A dependency that does not answer within this long is reported down (a probe must answer fast). */
+const PROBE_TIMEOUT_MS = 2000;
+function within<T>(probe: Promise<T>, ms = PROBE_TIMEOUT_MS): Promise<T> {
+  return Promise.race([probe, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+}
+
 const check = (probe: Promise<unknown>) =>
-  probe.then(
+  within(probe).then(
     () => ({ ok: true }),
     (error: unknown) => ({ ok: false, message: error instanceof Error ? error.message : String(error) }),
   );
@@ -291,8 +297,8 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
       const checks: ReadyReport['checks'] = { database: await check(database.ping()) };
       if (sandbox) checks.docker = await check(sandbox.docker.ping());
       if (redis) checks.redis = await check(redis.commands.ping());
-      const members = await (workers?.members() ?? Promise.resolve(null)).catch(() => null);
-      const queued = await store.countByStatus().then((c) => c.queued, () => 0);
+      const members = await within(workers?.members() ?? Promise.resolve(null)).catch(() => null);
+      const queued = await within(store.countByStatus()).then((c) => c.queued, () => 0);
       return {
         ready: Object.values(checks).every((c) => c.ok),
         checks,

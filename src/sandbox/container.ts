@@ -39,7 +39,9 @@ export function containerOptions(language: Language, label: string, image: strin
     AttachStdout: true,
     AttachStderr: true,
     OpenStdin: true,
-    StdinOnce: false,
+    // When the one attached client goes away (its node died), stdin closes: a warm container's supervisor
+    // then exits, and AutoRemove removes it.
+    StdinOnce: true,
     Tty: false,
     NetworkDisabled: true,
     Labels: { [Label.node]: nodeId, [Label.execution]: label, [Label.language]: language.id },

@@ -52,9 +52,10 @@ export function classify(observed: HostObservation): Outcome {
   }
   if (!run) return observed.hostTimedOut ? timedOut : failed('internal');
   // A limit that fired is reported even when the main process exited 0 (a fork bomb's parent often does).
+  // A fork bomb usually exhausts memory too; the process limit is the cause worth naming.
   if (run.output_limited) return failed('output_limit');
-  if (oom) return failed('memory_limit');
   if (report.pids_limited) return failed('pids_limit');
+  if (oom) return failed('memory_limit');
   if (succeeded(run) && !observed.hostTimedOut) return { status: 'completed', reason: null };
   if (run.timed_out || observed.hostTimedOut) return timedOut;
   return failed('runtime_error');

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { DockerUnavailableError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -55,6 +56,8 @@ export class Sandbox {
   async run(plan: ExecutionPlan, signal: AbortSignal): Promise<ExecutionResult> {
     const warm = this.pool?.take(plan.language);
     const label = warm?.label ?? plan.id;
+    // Operators (and `docker ps`) see which job a warm container now runs; not awaited: it is only a name.
+    warm?.container.rename({ name: `bd-job-${plan.id}-${randomBytes(2).toString('hex')}` }).catch(() => undefined);
     this.live.add(label);
     try {
       return await runExecution({ ...this.options, docker: this.docker }, plan, signal, warm);

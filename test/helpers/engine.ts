@@ -83,8 +83,11 @@ export async function run(engine: TestEngine, language: string, body: { code?: s
   };
 }
 
-/** Containers carrying a node's label, in any state. */
-export async function containersOf(nodeId: string): Promise<Docker.ContainerInfo[]> {
+/** Containers carrying a node's label, in any state; warm-pool containers (waiting, jobless) only if asked. */
+export async function containersOf(nodeId: string, options: { includeWarm?: boolean } = {}): Promise<Docker.ContainerInfo[]> {
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
-  return docker.listContainers({ all: true, filters: { label: [`${Label.node}=${nodeId}`] } });
+  const all = await docker.listContainers({ all: true, filters: { label: [`${Label.node}=${nodeId}`] } });
+  // A warm container taken by a job is renamed bd-job-<id>-…; one still waiting keeps its warm- label only.
+  const waiting = (c: Docker.ContainerInfo) => c.Labels[Label.execution]?.startsWith('warm-') && !c.Names.some((n) => n.startsWith('/bd-job-'));
+  return options.includeWarm ? all : all.filter((c) => !waiting(c));
 }

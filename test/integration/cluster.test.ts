@@ -112,7 +112,7 @@ t.test('SIGKILL a manager running a 3 s job: the job finishes within 15 s and it
   const tookMs = Date.now() - killedAt;
   t.ok(job.status === 'completed' ? job.output === 'survived\n' : job.reason !== null, `${job.status} ${job.reason}`);
   if (ranOnVictim) t.ok(tookMs <= 15_000, `finished ${tookMs} ms after the kill`);
-  await eventually('its container is gone', () => containersOf(m3), (c) => c.length === 0, 15_000);
+  await eventually('its containers are gone, warm ones included', () => containersOf(m3, { includeWarm: true }), (c) => c.length === 0, 15_000);
   for (const b of blockers) await waitForJob(api, b);
 });
 
@@ -142,9 +142,12 @@ t.test('Redis restarts empty: nodes reconnect and no job is lost', async (t) => 
 t.test('while Redis is down, submissions get a clear 503 and nothing is half-done', async (t) => {
   await redis.stop();
   const response = await api.request('/jobs', { method: 'POST', json: { language: 'bash', code: 'echo lost-and-found' } });
-  await redis.start();
   t.equal(response.status, 503, await response.text());
+  const readiness = await fetch(`${api.url}/ready`);
+  t.equal(readiness.status, 503, '/ready says this node lost Redis');
+  t.match(await readiness.json(), { checks: { redis: { ok: false } } });
   t.equal((await fetch(`${api.url}/health`)).status, 200);
+  await redis.start();
   await eventually('ready again', ready, (r) => r.status === 'ready', 20_000);
 });
 

@@ -21,12 +21,15 @@ t.test('a node SIGKILLed mid-execution leaves a container that its restart reaps
   t.teardown(() => child.kill('SIGKILL'));
   const pending = fetch(`${child.url}/lang/bash`, { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, body: 'sleep 30' }).catch(() => null);
   for (let i = 0; i < 100 && (await containersOf(nodeId)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-  t.equal((await containersOf(nodeId)).length, 1, `the execution has its container\n${child.output()}`);
+  const job = await containersOf(nodeId);
+  t.equal(job.length, 1, `the execution has its container\n${child.output()}`);
+  const everything = (await containersOf(nodeId, { includeWarm: true })).map((c) => c.Id);
   await child.kill('SIGKILL');
   await pending;
-  t.equal((await containersOf(nodeId)).length, 1, 'a killed node cannot clean up');
+  t.ok((await containersOf(nodeId)).some((c) => c.Id === job[0]!.Id), 'a killed node cannot clean up');
   const restarted = await startEngine({ NODE_ID: nodeId, DATA_DIR: dataDir });
-  t.same(await containersOf(nodeId), [], 'the restarted node removed its leftover at start-up');
+  const left = (await containersOf(nodeId, { includeWarm: true })).map((c) => c.Id).filter((id) => everything.includes(id));
+  t.same(left, [], 'the restarted node removed every container of the killed run at start-up');
   await restarted.close();
 });
 

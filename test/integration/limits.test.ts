@@ -123,8 +123,13 @@ t.test('nothing written in one run is visible in the next', async (t) => {
   t.match(result.stdout, /absent/);
 });
 
-t.test('afterwards no container of this node is left and the engine still answers', async (t) => {
-  t.same(await containersOf(engine.nodeId), []);
+t.test('afterwards no execution container of this node is left and the engine still answers', async (t) => {
+  t.same(await containersOf(engine.nodeId), [], 'only warm containers, waiting for their one job, remain');
   const result = await run(engine, 'python', { code: 'print("still here")' });
   t.equal(result.stdout, 'still here\n');
+});
+
+t.test('and once the engine stops, nothing of it is left at all', async (t) => {
+  await engine.close();
+  t.same(await containersOf(engine.nodeId, { includeWarm: true }), []);
 });

@@ -6,7 +6,7 @@ import { containersOf, run, startEngine } from '../helpers/engine.ts';
 const engine = await startEngine({ WARM_POOL: '1', WARM_POOL_LANGUAGES: 'python,bash' });
 t.teardown(() => engine.close());
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-const warmContainers = async () => (await containersOf(engine.nodeId)).filter((c) => c.Labels['braindrill.execution']?.startsWith('warm-'));
+const warmContainers = async () => (await containersOf(engine.nodeId, { includeWarm: true })).filter((c) => c.Labels['braindrill.execution']?.startsWith('warm-'));
 async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await probe();
@@ -54,7 +54,7 @@ t.test('limits hold through the pool', async (t) => {
 
 t.test('when the engine stops, no container of its node is left, warm ones included', async (t) => {
   const other = await startEngine({ WARM_POOL: '1', WARM_POOL_LANGUAGES: 'python' });
-  await eventually(() => containersOf(other.nodeId), (c) => c.length > 0);
+  await eventually(() => containersOf(other.nodeId, { includeWarm: true }), (c) => c.length > 0);
   await other.close();
-  t.same(await containersOf(other.nodeId), []);
+  t.same(await containersOf(other.nodeId, { includeWarm: true }), []);
 });

@@ -17,6 +17,7 @@ const table: [string, HostObservation, string, string | null][] = [
   ['exit 137 with OOM is memory, not a timeout', observe({ report: report({ run: step({ exit_code: null, signal: 9 }), oom_killed: true }) }), 'failed', 'memory_limit'],
   ['Docker OOMKilled without a report is memory', observe({ report: null, oomKilled: true }), 'failed', 'memory_limit'],
   ['output cap', observe({ report: report({ run: step({ exit_code: null, signal: 9, output_limited: true }) }) }), 'failed', 'output_limit'],
+  ['a fork bomb that also ran out of memory is pids', observe({ report: report({ run: step({ exit_code: null, signal: 9 }), pids_limited: true, oom_killed: true }) }), 'failed', 'pids_limit'],
   ['fork refused and failed is pids', observe({ report: report({ run: step({ exit_code: 1 }), pids_limited: true }) }), 'failed', 'pids_limit'],
   ['fork bomb that also timed out is pids', observe({ report: report({ run: step({ exit_code: null, signal: 9, timed_out: true }), pids_limited: true }) }), 'failed', 'pids_limit'],
   ['a fork bomb whose parent exits 0 is still pids_limit', observe({ report: report({ pids_limited: true }) }), 'failed', 'pids_limit'],

@@ -1,0 +1,114 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sleep } from './exec.ts';
+
+export const API_KEY = 'dev-key-12345';
+
+/** Settings that take the engine's own guards (rate limits, quotas, patterns) out of the measurement. */
+const BENCH_ENGINE_ENV: Record<string, string> = {
+  LOG_LEVEL: 'warn',
+  HOST: '127.0.0.1',
+  RATE_LIMIT_MAX_REQUESTS: '1000000',
+  RATE_LIMIT_READ_MAX_REQUESTS: '1000000',
+  KEY_MAX_QUEUED_JOBS: '100000',
+  IP_RATE_LIMIT_MAX: '10000000',
+  BLOCKED_PATTERNS: 'off',
+};
+
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 90_000;
+
+export interface Engine {
+  url: string;
+  nodeId: string;
+  pid: number;
+  /** Log lines at warn level or above, for the report. */
+  warnings(): string[];
+  request(pathname: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Resident set size of a process, from /proc/<pid>/status. */
+export function rssOf(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  const kb = Number(line?.match(/(\d+)/)?.[1]);
+  return kb / 1024;
+}
+
+async function waitReady(child: ChildProcess, url: string, log: () => string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`engine exited during start-up:\n${log()}`);
+    if (await fetch(`${url}/ready`).then((r) => r.ok, () => false)) return;
+    if (Date.now() > deadline) throw new Error(`engine not ready within ${START_TIMEOUT_MS / 1000} s:\n${log()}`);
+    await sleep(200);
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts `src/main.ts` as a child process on a free port with its own data dir, and waits for /ready. */
+export async function startEngine(root: string, nodeId: string, extraEnv: Record<string, string>): Promise<Engine> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-bench-data-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, ...BENCH_ENGINE_ENV, ...extraEnv, PORT: String(port), DATA_DIR: dataDir, NODE_ID: nodeId },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const append = (chunk: Buffer) => (log = (log + chunk.toString()).slice(-200_000));
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await stopChild(child);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await waitReady(child, url, () => log);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url,
+    nodeId,
+    pid: child.pid ?? -1,
+    warnings: () => log.split('\n').filter((line) => line.trim() !== ''),
+    request(pathname, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set('x-api-key', API_KEY);
+      let body = init.body;
+      if (init.json !== undefined) {
+        headers.set('content-type', 'application/json');
+        body = JSON.stringify(init.json);
+      }
+      return fetch(`${url}${pathname}`, { ...init, headers, body });
+    },
+    rssMb: () => rssOf(child.pid ?? -1),
+    stop,
+  };
+}

@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { exec } from './exec.ts';
+
+async function output(command: string, args: string[]): Promise<string> {
+  const result = await exec(command, args, { timeoutMs: 10_000 }).catch(() => null);
+  return result?.code === 0 ? result.stdout.trim() : 'unknown';
+}
+
+function cpuModel(): string {
+  const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+  return line?.split(':')[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+}
+
+async function sourceRevision(root: string): Promise<string> {
+  const commit = await output('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
+  const dirty = await output('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no']);
+  return dirty && dirty !== 'unknown' ? `${commit} + uncommitted changes` : commit;
+}
+
+/** Processes that would disturb the measurements (the test suite, other engines). */
+export async function otherWork(): Promise<string[]> {
+  const result = await exec('pgrep', ['-af', 'tap|src/main.ts'], { timeoutMs: 5000 }).catch(() => null);
+  return (result?.stdout ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.includes('pgrep'));
+}
+
+/** The header lines: machine, software, date, and whether the machine was idle. */
+export async function describeMachine(root: string, image: string): Promise<string[]> {
+  const busy = await otherWork();
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  return [
+    `- date: ${new Date().toISOString()}`,
+    `- machine: ${os.availableParallelism()} × ${cpuModel()}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, kernel ${os.release()}`,
+    `- software: Docker ${await output('docker', ['version', '--format', '{{.Server.Version}}'])}, Node ${process.version}, image ${image}, source ${await sourceRevision(root)}`,
+    `- load at start: ${load}; ${busy.length === 0 ? 'no test suite or other engine running' : `NOT IDLE: ${busy.length} other process(es) (${busy[0]?.slice(0, 80)}…)`}`,
+  ];
+}
