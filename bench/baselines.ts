@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Language } from '../src/languages/language.ts';
 import { containerOptions } from '../src/sandbox/container.ts';
@@ -56,7 +55,7 @@ export async function dockerRunSequential(options: Docker.ContainerCreateOptions
   return series;
 }
 
-function drain(stream: Readable): Promise<Buffer> {
+function drain(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -71,7 +70,7 @@ export async function bareContainerRun(docker: Docker, options: Docker.Container
   const started = performance.now();
   const container = await docker.createContainer(options);
   try {
-    const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as Readable;
+    const stream: NodeJS.ReadableStream = await container.attach({ stream: true, stdout: true, stderr: true });
     const output = drain(stream);
     await container.start();
     const exit = (await container.wait()) as { StatusCode: number };

@@ -23,6 +23,12 @@ export const errorSchema = {
   },
 } as const;
 
+/** Response schemas shared by every route: one error shape for all 4xx and 5xx answers. */
+export const errorResponses = { '4xx': { $ref: 'Error#' }, '5xx': { $ref: 'Error#' } } as const;
+
+/** A JSON-schema type that may also be null. */
+export const nullable = (type: string) => ({ type: [type, 'null'] });
+
 /** Fastify's own error codes mapped to ours; clients see one shape for every refusal. */
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',

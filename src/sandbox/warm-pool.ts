@@ -110,8 +110,10 @@ export class WarmPool {
     this.labels.add(label);
     this.starting.set(language.id, (this.starting.get(language.id) ?? 0) + 1);
     let created: SandboxContainer['container'] | undefined;
+    const began = performance.now();
     startContainer(this.deps, language, label, (c) => (created = c))
       .then((ready) => {
+        this.deps.metrics.containerStart.labels(language.id).observe((performance.now() - began) / 1000);
         if (this.closed) return this.discard(ready, memoryMb);
         // A container that dies while waiting is dropped; the refill replaces it.
         ready.stream.once('close', () => {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { ValidationError } from '../../errors.ts';
 import { braindrillJob, braindrillJobSummary } from '../../jobs/views.ts';
 import { type SubmissionBody } from '../../validation/submission.ts';
-import { sendError } from '../errors.ts';
+import { errorResponses, nullable, sendError } from '../errors.ts';
 import type { Services } from '../services.ts';
 import { submissionBodySchema } from './lang.ts';
 
@@ -29,7 +29,6 @@ export function ownerOf(request: FastifyRequest): string | null {
   return request.principal?.keyId ?? null;
 }
 
-const nullable = (type: string) => ({ type: [type, 'null'] });
 
 export const jobSchema = {
   $id: 'Job',
@@ -72,7 +71,6 @@ const jobSummarySchema = {
   },
 } as const;
 
-const errors = { '4xx': { $ref: 'Error#' }, '5xx': { $ref: 'Error#' } } as const;
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 100 } } } as const;
 
 /** braindrill's async API: `POST /jobs`, `GET /jobs/:id`, `GET /jobs`, `DELETE /jobs/:id`. */
@@ -87,7 +85,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
         summary: 'Submit a job',
         tags: ['jobs'],
         body: { ...submissionBodySchema, required: ['language'], properties: { ...submissionBodySchema.properties, language: { type: 'string', minLength: 1, maxLength: 64 } } },
-        response: { 202: { type: 'object', properties: { job_id: { type: 'string' }, status: { type: 'string' } } }, ...errors },
+        response: { 202: { type: 'object', properties: { job_id: { type: 'string' }, status: { type: 'string' } } }, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -101,7 +99,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.get<{ Params: { id: string } }>(
     '/jobs/:id',
-    { config: { access: 'read' }, schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errors } } },
+    { config: { access: 'read' }, schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errorResponses } } },
     async (request, reply) => {
       const job = await services.jobs.get(parseJobId(request.params.id), ownerOf(request));
       if (!job) return sendError(reply, 404, 'job_not_found', `No job ${request.params.id}.`);
@@ -125,7 +123,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
               pagination: { type: 'object', properties: { total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' } } },
             },
           },
-          ...errors,
+          ...errorResponses,
         },
       },
     },
@@ -138,7 +136,7 @@ export const jobRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.delete<{ Params: { id: string } }>(
     '/jobs/:id',
-    { config: { access: 'read' }, schema: { summary: 'Cancel a queued or running job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errors } } },
+    { config: { access: 'read' }, schema: { summary: 'Cancel a queued or running job', tags: ['jobs'], params: idParams, response: { 200: { $ref: 'Job#' }, ...errorResponses } } },
     async (request, reply) => {
       const id = parseJobId(request.params.id);
       const owner = ownerOf(request);

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { sendError } from '../errors.ts';
+import { errorResponses, sendError } from '../errors.ts';
 import type { Services } from '../services.ts';
 
 const keySchema = {
@@ -14,7 +14,6 @@ const keySchema = {
     key: { type: 'string' },
   },
 } as const;
-const errors = { '4xx': { $ref: 'Error#' }, '5xx': { $ref: 'Error#' } } as const;
 
 /** Key management for admin keys: create (the key is shown once), list, revoke (every node within seconds). */
 export const keyRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
@@ -26,7 +25,7 @@ export const keyRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
         summary: 'Create an API key',
         tags: ['admin'],
         body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }, admin: { type: 'boolean' } } },
-        response: { 201: keySchema, ...errors },
+        response: { 201: keySchema, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -38,7 +37,7 @@ export const keyRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.get(
     '/admin/keys',
-    { config: { access: 'admin' }, schema: { summary: 'List keys created at run time and revocations', tags: ['admin'], response: { 200: { type: 'object', properties: { keys: { type: 'array', items: keySchema } } }, ...errors } } },
+    { config: { access: 'admin' }, schema: { summary: 'List keys created at run time and revocations', tags: ['admin'], response: { 200: { type: 'object', properties: { keys: { type: 'array', items: keySchema } } }, ...errorResponses } } },
     async () => ({
       keys: (await services.keys.list()).map((k) => ({ id: k.id, name: k.name, admin: k.admin, source: k.source, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
     }),
@@ -48,7 +47,7 @@ export const keyRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
     '/admin/keys/:id',
     {
       config: { access: 'admin' },
-      schema: { summary: 'Revoke a key (any source)', tags: ['admin'], params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: keySchema, ...errors } },
+      schema: { summary: 'Revoke a key (any source)', tags: ['admin'], params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: keySchema, ...errorResponses } },
     },
     async (request, reply) => {
       const key = await services.access.find(request.params.id);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { resultFromJob } from '../../jobs/outcome.ts';
 import type { SubmissionBody } from '../../validation/submission.ts';
-import { sendError } from '../errors.ts';
+import { errorResponses, sendError } from '../errors.ts';
 import { resultHeaders, resultJson } from '../result.ts';
 import type { Services } from '../services.ts';
 import { ownerOf } from './jobs.ts';
@@ -61,8 +61,7 @@ export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app
         },
         response: {
           200: { content: { 'text/plain': { schema: { type: 'string' } }, 'application/json': { schema: { $ref: 'ExecutionResult#' } } } },
-          '4xx': { $ref: 'Error#' },
-          '5xx': { $ref: 'Error#' },
+          ...errorResponses,
         },
       },
     },

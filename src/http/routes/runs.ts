@@ -1,13 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { lambexRun } from '../../jobs/views.ts';
 import type { SubmissionBody } from '../../validation/submission.ts';
-import { sendError } from '../errors.ts';
+import { errorResponses, nullable, sendError } from '../errors.ts';
 import type { Services } from '../services.ts';
 import { ownerOf, parseJobId } from './jobs.ts';
 import { submissionBodySchema } from './lang.ts';
 
-const nullable = (type: string) => ({ type: [type, 'null'] });
-const errors = { '4xx': { $ref: 'Error#' }, '5xx': { $ref: 'Error#' } } as const;
 
 /** Lambex's runs API over the same jobs, in camelCase: `POST /api/runs`, `GET /api/runs/:runId`. */
 export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
@@ -19,7 +17,7 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
         summary: 'Queue a run (Lambex)',
         tags: ['runs'],
         body: { ...submissionBodySchema, required: ['language'], properties: { ...submissionBodySchema.properties, language: { type: 'string', minLength: 1, maxLength: 64 } } },
-        response: { 202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, url: { type: 'string' } } }, ...errors },
+        response: { 202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, url: { type: 'string' } } }, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -61,7 +59,7 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
               completedAt: nullable('string'),
             },
           },
-          ...errors,
+          ...errorResponses,
         },
       },
     },

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { errorResponses } from '../errors.ts';
 import type { Services } from '../services.ts';
 
-const errors = { '4xx': { $ref: 'Error#' }, '5xx': { $ref: 'Error#' } } as const;
 const workerSchema = {
   type: 'object',
   properties: {
@@ -17,7 +17,7 @@ const workerSchema = {
 export const workerRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
   app.get(
     '/api/workers',
-    { config: { access: 'admin' }, schema: { summary: 'List live workers', tags: ['workers'], response: { 200: { type: 'array', items: workerSchema }, ...errors } } },
+    { config: { access: 'admin' }, schema: { summary: 'List live workers', tags: ['workers'], response: { 200: { type: 'array', items: workerSchema }, ...errorResponses } } },
     async () => services.workers.list(),
   );
 
@@ -33,7 +33,7 @@ export const workerRoutes: FastifyPluginAsync<{ services: Services }> = async (a
           additionalProperties: false,
           properties: { count: { type: 'integer', minimum: 1, maximum: 64 }, targetId: { type: 'string', minLength: 1, maxLength: 128 } },
         },
-        response: { 202: { type: 'object', properties: { managerId: { type: 'string' }, desired: { type: 'integer' }, count: { type: 'integer' } } }, ...errors },
+        response: { 202: { type: 'object', properties: { managerId: { type: 'string' }, desired: { type: 'integer' }, count: { type: 'integer' } } }, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -51,7 +51,7 @@ export const workerRoutes: FastifyPluginAsync<{ services: Services }> = async (a
         summary: 'Kill a worker (after its current execution)',
         tags: ['workers'],
         params: { type: 'object', required: ['workerId'], properties: { workerId: { type: 'string', maxLength: 128 } } },
-        response: { 202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } }, ...errors },
+        response: { 202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } }, ...errorResponses },
       },
     },
     async (request, reply) => {
