@@ -587,7 +587,16 @@ case "${1:-up}" in
     setup
     shift || true
     say "running the tests"
-    exec npx tap "$@"
+    set +e
+    npx tap "$@" 2>&1 | tee "$RUN_DIR/test.log"
+    status=${PIPESTATUS[0]}
+    set -e
+    # tap closes with '# { total: N, pass: P, fail: F }'; say it in the plain form CI reads too.
+    summary=$(grep -E '^# \{ total' "$RUN_DIR/test.log" | tail -n 1)
+    passed=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
+    failed=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
+    echo "${passed:-0} passed, ${failed:-0} failed"
+    exit "$status"
     ;;
   *)
     die "unknown command '$1' (up, single, down, status, logs, rebuild, scale, image, test)"

@@ -30,6 +30,7 @@ export interface Engine {
   warnings(): string[];
   request(pathname: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   rssMb(): number;
+  memory(): MemoryUse;
   stop(): Promise<void>;
 }
 
@@ -43,11 +44,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Resident set size of a process, from /proc/<pid>/status. */
-export function rssOf(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-  const kb = Number(line?.match(/(\d+)/)?.[1]);
-  return kb / 1024;
+export interface MemoryUse {
+  rssMb: number;
+  /** Heap-like memory (RssAnon): what the process allocated, as opposed to mapped files. */
+  anonMb: number;
+}
+
+/** Resident memory of a process, from /proc/<pid>/status. */
+export function memoryOf(pid: number): MemoryUse {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(status.match(new RegExp(`^${name}:\\s*(\\d+) kB`, 'm'))?.[1]) / 1024;
+  return { rssMb: field('VmRSS'), anonMb: field('RssAnon') };
 }
 
 async function waitReady(child: ChildProcess, url: string, log: () => string): Promise<void> {
@@ -108,7 +115,8 @@ export async function startEngine(root: string, nodeId: string, extraEnv: Record
       }
       return fetch(`${url}${pathname}`, { ...init, headers, body });
     },
-    rssMb: () => rssOf(child.pid ?? -1),
+    rssMb: () => memoryOf(child.pid ?? -1).rssMb,
+    memory: () => memoryOf(child.pid ?? -1),
     stop,
   };
 }

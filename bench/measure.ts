@@ -10,7 +10,7 @@ import {
   dockerRunSequential,
   hardenedOptions,
 } from './baselines.ts';
-import type { Engine } from './engine.ts';
+import type { Engine, MemoryUse } from './engine.ts';
 import { sleep } from './exec.ts';
 import { burst, openLoop, rssDuringFlood, sequential, warmUp, type OpenLoopResult, type RssProbe } from './load.ts';
 import type { BenchOptions, Section } from './options.ts';
@@ -36,7 +36,7 @@ export interface BaselineResults {
 }
 
 export interface EngineResults {
-  idleRssMb: Measured<number>;
+  idle: Measured<MemoryUse>;
   python: Pair;
   openLoops: { rate: number; result: Measured<OpenLoopResult> }[];
   c: Pair;
@@ -130,7 +130,7 @@ export async function measureEngine(options: BenchOptions, engine: Engine): Prom
   const counts = options.counts;
   await warmUp(engine, PYTHON_HELLO, counts.pythonWarmup);
   await sleep(SETTLE_MS);
-  const idleRssMb = options.skip.has('rss') ? null : engine.rssMb();
+  const idle = options.skip.has('rss') ? null : engine.memory();
   const pythonSequential = await engineSequential(options, engine, PYTHON_HELLO, 'sequential', counts.pythonSequential, 0);
   const openLoops = [];
   for (const rate of counts.openLoopRates) {
@@ -147,7 +147,7 @@ export async function measureEngine(options: BenchOptions, engine: Engine): Prom
   const java = await compiled(JAVA_HELLO, 'java');
   await sleep(SETTLE_MS);
   const rss = await measure(options, 'rss', 'engine RSS while one job prints 100 MB', () => rssDuringFlood(engine, PYTHON_FLOOD));
-  return { idleRssMb, python: { sequential: pythonSequential, burst: pythonBurst }, openLoops, c, java, rss };
+  return { idle, python: { sequential: pythonSequential, burst: pythonBurst }, openLoops, c, java, rss };
 }
 
 /** Rows 1 and 3 again on the second engine (BENCH_COMPARE_ENV): the "cold path" column. */

@@ -247,6 +247,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
       every(RECOVER_INTERVAL_MS, () => dispatch(jobManager, { type: 'recover', startup: false }));
       every(Math.min(SWEEP_INTERVAL_MS, settings.jobsTtlSeconds * 1000), () => dispatch(jobManager, { type: 'sweep' }));
       metrics.observeQueuedJobs(() => store.queuedByLanguage());
+      if (redis && workers && !sandbox) metrics.observeCluster(async () => (await workers.members()).workers, () => store.queuedByLanguage());
 
       if (membership) {
         const beat = () => membership.heartbeat('api', settings.nodeId, { startedAt: Date.now(), pid: process.pid }).catch(() => undefined);

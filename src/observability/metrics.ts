@@ -82,6 +82,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * On an API node of a cluster, pool size and queue depth are the cluster's (live workers in Redis,
+   * queued jobs in the database), read when Prometheus scrapes, not this node's empty local view.
+   */
+  observeCluster(readWorkers: () => Promise<number>, readQueued: () => Promise<Record<string, number>>): void {
+    const pool = this.workerPoolSize;
+    const depth = this.queueDepth;
+    (pool as unknown as { collect: () => Promise<void> }).collect = async () => {
+      pool.set(await readWorkers().catch(() => 0));
+    };
+    (depth as unknown as { collect: () => Promise<void> }).collect = async () => {
+      try {
+        const counts = await readQueued();
+        depth.reset();
+        for (const [language, count] of Object.entries(counts)) depth.labels(language).set(count);
+      } catch {
+        // Keep the last values while the database is down.
+      }
+    };
+  }
+
   /** Reads cluster-wide values (from the database) when Prometheus scrapes, not from one node's view. */
   observeQueuedJobs(read: () => Promise<Record<string, number>>): void {
     const gauge = this.queuedJobs;

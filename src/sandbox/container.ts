@@ -53,6 +53,8 @@ export function containerOptions(language: Language, label: string, image: strin
       MemorySwap: memory,
       PidsLimit: pids,
       NanoCpus: Math.round(limits.cpus * 1e9),
+      // Half the default weight: under contention the engine (heartbeats, HTTP) is served first.
+      CpuShares: 512,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,

@@ -53,6 +53,8 @@ t.test('/ready reports one API node and two managers; /api/workers lists their w
   t.same(list.map((w) => w.managerId).sort(), [m1, m2].sort());
   for (const w of list) t.match(w, { id: /^[0-9a-f-]{36}$/, status: 'IDLE', uptime: Number, currentJobId: null });
   t.equal((await api.request('/api/workers', { headers: { 'x-api-key': 'test-key-abcde' } })).status, 403, 'admin only');
+  const metrics = await (await fetch(`${api.url}/metrics`)).text();
+  t.match(metrics, /^braindrill_worker_pool_size 2$/m, 'the API node reports the cluster\'s workers, read from Redis');
 });
 
 t.test('jobs spread over both managers; sync requests answer through the cluster', async (t) => {

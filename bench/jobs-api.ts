@@ -1,0 +1,98 @@
+/**
+ * The async-jobs benchmark (issue "Async jobs"): how fast POST /jobs accepts 1,000 jobs, and GET /jobs
+ * latency with 100,000 rows, on the embedded PGlite and on a private PostgreSQL. Run with
+ * `npm run bench:jobs`. Prints a table; asserts nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { hashKey, keyId } from '../src/access/keys.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { JobStore } from '../src/jobs/store.ts';
+import type { NewJob } from '../src/jobs/job.ts';
+import { startEngine, type TestEngine } from '../test/helpers/engine.ts';
+import { startPostgres } from '../test/helpers/postgres.ts';
+
+const ACCEPT = Number(process.env.BENCH_JOBS_ACCEPT ?? 1000);
+const ROWS = Number(process.env.BENCH_JOBS_ROWS ?? 100_000);
+const READS = 200;
+const owner = keyId(hashKey('dev-key-12345'));
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function acceptBurst(engine: TestEngine): Promise<{ seconds: number; accepted: number }> {
+  const started = performance.now();
+  let next = 0;
+  let accepted = 0;
+  const worker = async () => {
+    while (next < ACCEPT) {
+      next++;
+      const response = await engine.request('/jobs', { method: 'POST', json: { language: 'python', code: 'print(1)' } });
+      if (response.status === 202) accepted++;
+      await response.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+  return { seconds: (performance.now() - started) / 1000, accepted };
+}
+
+async function listLatency(engine: TestEngine, query: string): Promise<{ p50: number; p99: number }> {
+  const times: number[] = [];
+  for (let i = 0; i < READS; i++) {
+    const started = performance.now();
+    const response = await engine.request(`/jobs?${query}`);
+    await response.arrayBuffer();
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+async function seed(env: Record<string, string>): Promise<void> {
+  const database = await openDatabase({ databaseUrl: env.DATABASE_URL ?? null, dataDir: env.DATA_DIR ?? '' });
+  const store = new JobStore(database.db);
+  const jobs: NewJob[] = Array.from({ length: ROWS }, () => ({ id: randomUUID(), owner, language: 'python', version: '3', files: [{ content: 'print(1)' }], stdin: '', args: [] }));
+  await store.insertMany(jobs);
+  await database.close();
+}
+
+async function measure(mode: string, env: Record<string, string>) {
+  // No workers: this measures acceptance and reads, not execution.
+  const settings = { CONCURRENCY: '0', WARM_POOL: '0', LOG_LEVEL: 'warn', RATE_LIMIT_MAX_REQUESTS: '1000000', KEY_MAX_QUEUED_JOBS: '1000000', MAX_BACKLOG: '10000000', IP_RATE_LIMIT_MAX: '10000000', RATE_LIMIT_READ_MAX_REQUESTS: '1000000' };
+  await seed(env);
+  const engine = await startEngine({ ...env, ...settings });
+  try {
+    await listLatency(engine, 'limit=20'); // warm-up
+    const burst = await acceptBurst(engine);
+    const first = await listLatency(engine, 'limit=20&offset=0');
+    const deep = await listLatency(engine, 'limit=100&offset=5000');
+    return { mode, burst, first, deep };
+  } finally {
+    await engine.close();
+  }
+}
+
+const rows = [];
+const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-bench-jobs-'));
+try {
+  rows.push(await measure('embedded (PGlite)', { DATA_DIR: dataDir }));
+  const postgres = await startPostgres();
+  try {
+    rows.push(await measure('PostgreSQL', { DATABASE_URL: await postgres.createDatabase() }));
+  } finally {
+    await postgres.destroy();
+  }
+} finally {
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+const ms = (v: number) => v.toFixed(1);
+console.log(`\nJobs API — ${new Date().toISOString()} — ${ROWS.toLocaleString('en')} rows of one key, ${ACCEPT} jobs accepted (32 clients)\n`);
+console.log('| mode | 1,000 jobs accepted (s) | target | GET /jobs?limit=20 p50 / p99 (ms) | limit=100&offset=5000 p50 / p99 (ms) | target p99 |');
+console.log('|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.mode} | ${r.burst.seconds.toFixed(2)} (${r.burst.accepted} accepted) | < 2 s | ${ms(r.first.p50)} / ${ms(r.first.p99)} | ${ms(r.deep.p50)} / ${ms(r.deep.p99)} | < 20 ms |`);
+}
