@@ -8,6 +8,9 @@ import { sleep } from './exec.ts';
 
 export const API_KEY = 'dev-key-12345';
 
+/** Engines this bench started: not "other work" when checking that the machine is idle. */
+export const enginePids = new Set<number>();
+
 /** Settings that take the engine's own guards (rate limits, quotas, patterns) out of the measurement. */
 const BENCH_ENGINE_ENV: Record<string, string> = {
   LOG_LEVEL: 'warn',
@@ -85,6 +88,7 @@ export async function startEngine(root: string, nodeId: string, extraEnv: Record
     env: { ...process.env, ...BENCH_ENGINE_ENV, ...extraEnv, PORT: String(port), DATA_DIR: dataDir, NODE_ID: nodeId },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (child.pid) enginePids.add(child.pid);
   let log = '';
   const append = (chunk: Buffer) => (log = (log + chunk.toString()).slice(-200_000));
   child.stdout?.on('data', append);

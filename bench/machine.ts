@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { enginePids } from './engine.ts';
 import { exec } from './exec.ts';
 
 async function output(command: string, args: string[]): Promise<string> {
@@ -24,7 +25,28 @@ export async function otherWork(): Promise<string[]> {
   return (result?.stdout ?? '')
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l && !l.includes('pgrep'));
+    .filter((l) => l && !l.includes('pgrep') && !enginePids.has(Number(l.split(' ')[0])));
+}
+
+/** Watches for other work during the run, every few seconds; `stop()` says what it saw. */
+export function watchIdle(intervalMs = 5000): { stop(): string } {
+  let seen: string | null = null;
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking || seen) return;
+    checking = true;
+    otherWork()
+      .then((busy) => {
+        if (busy.length > 0) seen = `${new Date().toISOString()}: ${busy[0]?.slice(0, 80)}…`;
+      })
+      .finally(() => (checking = false));
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return seen ? `NOT idle during the run (first seen ${seen})` : 'no test suite or other engine seen during the run (checked every 5 s)';
+    },
+  };
 }
 
 /** The header lines: machine, software, date, and whether the machine was idle. */

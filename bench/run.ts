@@ -15,7 +15,7 @@ import { Label } from '../src/sandbox/container.ts';
 import { runtimeImageTag } from '../src/sandbox/image.ts';
 import { startEngine, type Engine } from './engine.ts';
 import { sleep } from './exec.ts';
-import { describeMachine } from './machine.ts';
+import { describeMachine, watchIdle } from './machine.ts';
 import { measureBaselines, measureColdPath, measureEngine, progress, type EngineResults } from './measure.ts';
 import { readOptions, type BenchOptions } from './options.ts';
 import type { Pair } from './measure.ts';
@@ -94,6 +94,7 @@ async function main(): Promise<void> {
   const header = await describeMachine(ROOT, image);
   header.push(`- engine: \`node --import tsx src/main.ts\`, embedded mode, env ${envText(options.engineEnv)}${options.compareEnv ? `; cold-path column: ${envText({ ...options.engineEnv, ...options.compareEnv })}` : ''}`);
 
+  const idleWatch = watchIdle();
   const baselines = await measureBaselines(options, languages, image, ids.baseline);
   const main = await withEngine<EngineResults>(ids.engine, options.engineEnv, (engine) => measureEngine(options, engine));
   let cold: Pair | null = null;
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
   }
   const leftovers = await leftoverContainers(Object.values(ids));
   clearTimeout(watchdog);
+  header.push(`- during the run: ${idleWatch.stop()}`);
 
   const input = { baselines, engine: main.value, cold };
   const coldHeader = options.compareEnv ? `cold path (${envText(options.compareEnv)})` : null;

@@ -19,6 +19,7 @@ export type CancelReply = { ok: true; found: boolean; cancelled: boolean } | { o
 
 export type JobManagerMessage =
   | { type: 'submit'; job: NewJob; replyTo: Ref<SubmitReply> }
+  | { type: 'flush' }
   | { type: 'cancel'; jobId: string; owner: string | null; replyTo: Ref<CancelReply> }
   | { type: 'recover'; startup: boolean }
   | { type: 'sweep' }
@@ -49,7 +50,14 @@ export interface JobManagerOptions {
   log: Logger;
 }
 
+type Submit = Extract<JobManagerMessage, { type: 'submit' }>;
+/** Submissions written per statement when they arrive in a burst. */
+const BATCH = 500;
+
 interface State {
+  /** Submissions waiting for the next flush: a burst becomes one admission query and one INSERT. */
+  submits: Submit[];
+  flushScheduled: boolean;
   /** Jobs handed to the pool whose result has not come back. */
   inFlight: Set<string>;
   /** Results not yet persisted (database down): retried on every recover tick, never dropped. */
@@ -107,30 +115,69 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     await completions.notify(jobId);
   }
 
+  /** Quotas first (counted once for the whole burst), then one INSERT, then the queue. */
+  async function admitAndStore(self: Ref<JobManagerMessage>, state: State, batch: Submit[]): Promise<void> {
+    let counts: { queued: number; byOwner: Map<string, number> };
+    try {
+      counts = await store.activeCountsFor([...new Set(batch.map((s) => s.job.owner).filter((o): o is string => o !== null))]);
+    } catch (error) {
+      for (const submit of batch) dispatch(submit.replyTo, { ok: false, error: error as Error });
+      return;
+    }
+    const admitted: Submit[] = [];
+    for (const submit of batch) {
+      const owner = submit.job.owner;
+      const mine = owner === null ? 0 : (counts.byOwner.get(owner) ?? 0);
+      if (counts.queued >= options.quotas.maxBacklog) {
+        metrics.jobsRejected.labels('backlog').inc();
+        dispatch(submit.replyTo, { ok: false, error: new OverloadedError(`${counts.queued} jobs are waiting (MAX_BACKLOG ${options.quotas.maxBacklog}); try again shortly.`) });
+      } else if (owner !== null && mine >= options.quotas.keyMaxQueued) {
+        metrics.jobsRejected.labels('quota').inc();
+        dispatch(submit.replyTo, { ok: false, error: new QuotaExceededError(`This key already has ${mine} jobs waiting or running (KEY_MAX_QUEUED_JOBS ${options.quotas.keyMaxQueued}); wait for some to finish.`) });
+      } else {
+        counts.queued++;
+        if (owner !== null) counts.byOwner.set(owner, mine + 1);
+        admitted.push(submit);
+      }
+    }
+    let jobs: (JobRecord | Error)[];
+    try {
+      jobs = await store.insertBatch(admitted.map((s) => s.job));
+    } catch {
+      // One bad row fails the statement: write them one by one to give each its own answer.
+      jobs = await Promise.all(admitted.map((s) => store.insert(s.job).catch((e: unknown) => e as Error)));
+    }
+    for (const [index, submit] of admitted.entries()) {
+      const job = jobs[index]!;
+      if (job instanceof Error) {
+        dispatch(submit.replyTo, { ok: false, error: job });
+        continue;
+      }
+      metrics.jobsSubmitted.labels(job.language).inc();
+      // Written first, then queued: if queueing fails, recovery finds the job in the database.
+      if (transport.kind === 'redis') await transport.queue.enqueue(job.id).catch((error: unknown) => log.warn({ err: error, job: job.id }, 'could not queue the job now; recovery will'));
+      else enqueue(self, state, job);
+      dispatch(submit.replyTo, { ok: true, job });
+    }
+  }
+
   return spawn(
     parent,
     async (state: State, message: JobManagerMessage, ctx): Promise<State> => {
       switch (message.type) {
         case 'submit': {
-          try {
-            const counts = await store.activeCounts(message.job.owner);
-            if (counts.queued >= options.quotas.maxBacklog) {
-              metrics.jobsRejected.labels('backlog').inc();
-              throw new OverloadedError(`${counts.queued} jobs are waiting (MAX_BACKLOG ${options.quotas.maxBacklog}); try again shortly.`);
-            }
-            if (counts.ownerActive >= options.quotas.keyMaxQueued) {
-              metrics.jobsRejected.labels('quota').inc();
-              throw new QuotaExceededError(`This key already has ${counts.ownerActive} jobs waiting or running (KEY_MAX_QUEUED_JOBS ${options.quotas.keyMaxQueued}); wait for some to finish.`);
-            }
-            const job = await store.insert(message.job);
-            metrics.jobsSubmitted.labels(job.language).inc();
-            // Written first, then queued: if queueing fails, recovery finds the job in the database.
-            if (transport.kind === 'redis') await transport.queue.enqueue(job.id).catch((error: unknown) => log.warn({ err: error, job: job.id }, 'could not queue the job now; recovery will'));
-            else enqueue(ctx.self, state, job);
-            dispatch(message.replyTo, { ok: true, job });
-          } catch (error) {
-            dispatch(message.replyTo, { ok: false, error: error as Error });
+          state.submits.push(message);
+          if (!state.flushScheduled) {
+            state.flushScheduled = true;
+            setImmediate(() => dispatch(ctx.self, { type: 'flush' }));
           }
+          return state;
+        }
+        case 'flush': {
+          const batch = state.submits.splice(0, BATCH);
+          state.flushScheduled = state.submits.length > 0;
+          if (state.flushScheduled) setImmediate(() => dispatch(ctx.self, { type: 'flush' }));
+          await admitAndStore(ctx.self, state, batch);
           return state;
         }
         case 'started': {
@@ -202,7 +249,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     },
     'job-manager',
     {
-      initialStateFunc: (): State => ({ inFlight: new Set(), unsaved: new Map() }),
+      initialStateFunc: (): State => ({ submits: [], flushScheduled: false, inFlight: new Set(), unsaved: new Map() }),
       onCrash: (message, error, ctx) => {
         log.error({ err: error, message: message?.type }, 'job manager failed on a message; resuming');
         return ctx.resume;

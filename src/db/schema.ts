@@ -43,7 +43,13 @@ export interface ApiKeysTable {
   revoked_at: NullableTime;
 }
 
+export interface JobCountsTable {
+  owner: string;
+  total: string;
+}
+
 export interface Schema {
   jobs: JobsTable;
   api_keys: ApiKeysTable;
+  job_counts: JobCountsTable;
 }

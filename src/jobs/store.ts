@@ -29,6 +29,15 @@ export class JobStore {
     return toRecord(row);
   }
 
+  /** Several new jobs in one statement (a burst of submissions); all or none. */
+  async insertBatch(jobs: NewJob[]): Promise<JobRecord[]> {
+    if (jobs.length === 0) return [];
+    const values = jobs.map(insertValues);
+    const rows = await this.#run(() => this.db.insertInto('jobs').values(values).returningAll().execute());
+    const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
+    return jobs.map((job) => byId.get(job.id)!);
+  }
+
   /** Bulk insert (benchmarks, bursts); chunked, not atomic across chunks. */
   async insertMany(jobs: NewJob[]): Promise<void> {
     const values = jobs.map(insertValues);
@@ -65,9 +74,10 @@ export class JobStore {
           .limit(options.limit)
           .offset(options.offset)
           .execute(),
+        // Kept by triggers (migrations/0003): counting an owner's rows grows with their history.
         this.db
-          .selectFrom('jobs')
-          .select((eb) => eb.fn.countAll().as('total'))
+          .selectFrom('job_counts')
+          .select((eb) => eb.fn.coalesce(eb.fn.sum<string>('total'), sql<string>`0`).as('total'))
           .$if(owner !== undefined, (q) => q.where('owner', '=', owner as string))
           .executeTakeFirstOrThrow(),
       ]),
@@ -260,19 +270,23 @@ export class JobStore {
     return counts;
   }
 
-  /** For admission: jobs waiting in all, and jobs of `owner` waiting or running. */
-  async activeCounts(owner: string | null): Promise<{ queued: number; ownerActive: number }> {
-    const row = await this.#run(() =>
-      this.db
-        .selectFrom('jobs')
-        .select((eb) => [
-          eb.fn.countAll().filterWhere('status', '=', 'queued').as('queued'),
-          eb.fn.countAll().filterWhere('owner', '=', owner ?? '').as('ownerActive'),
-        ])
-        .where('status', 'in', ['queued', 'running'])
-        .executeTakeFirstOrThrow(),
+  /** For admission of a burst: jobs waiting in all, and jobs waiting or running per owner. */
+  async activeCountsFor(owners: string[]): Promise<{ queued: number; byOwner: Map<string, number> }> {
+    const [queued, rows] = await this.#run(() =>
+      Promise.all([
+        this.db.selectFrom('jobs').select((eb) => eb.fn.countAll().as('n')).where('status', '=', 'queued').executeTakeFirstOrThrow(),
+        owners.length === 0
+          ? Promise.resolve([])
+          : this.db
+              .selectFrom('jobs')
+              .select((eb) => ['owner', eb.fn.countAll().as('n')])
+              .where('status', 'in', ['queued', 'running'])
+              .where('owner', 'in', owners)
+              .groupBy('owner')
+              .execute(),
+      ]),
     );
-    return { queued: Number(row.queued), ownerActive: owner === null ? 0 : Number(row.ownerActive) };
+    return { queued: Number(queued.n), byOwner: new Map(rows.map((r) => [r.owner ?? '', Number(r.n)])) };
   }
 
   async queuedByLanguage(): Promise<Record<string, number>> {
