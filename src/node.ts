@@ -196,6 +196,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
           languages,
           plan: settings,
           budget: new Budget(settings.managerMemoryBudgetMb, settings.managerCpuBudget),
+          reapDeadNode: (nodeId) => box.reapDeadNode(nodeId),
           defaultWorkers: settings.concurrency,
           maxAttempts: MAX_ATTEMPTS,
           syncWaitMarginMs: settings.syncWaitMarginMs,

@@ -25,6 +25,8 @@ export interface ManagerOptions {
   languages: LanguageRegistry;
   plan: PlanOptions;
   budget: Budget;
+  /** Removes a dead node's containers from this Docker host. */
+  reapDeadNode(nodeId: string): Promise<number>;
   defaultWorkers: number;
   maxAttempts: number;
   syncWaitMarginMs: number;
@@ -257,7 +259,8 @@ export class Manager {
       this.options.metrics.jobsRecovered.labels('requeued').inc(requeued.length);
       this.options.metrics.jobsRecovered.labels('failed').inc(failed.length);
       await this.membership.remove('manager', [consumer]);
-      this.log.warn({ consumer, entries: entries.length, requeued: requeued.length, failed: failed.length }, 'reclaimed the jobs of a dead manager');
+      const reaped = await this.options.reapDeadNode(consumer).catch(() => 0);
+      this.log.warn({ consumer, entries: entries.length, requeued: requeued.length, failed: failed.length, reaped }, 'reclaimed the jobs of a dead manager');
     }
   }
 

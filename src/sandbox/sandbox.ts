@@ -74,6 +74,17 @@ export class Sandbox {
     return count;
   }
 
+  /**
+   * Removes the containers of another node on this Docker host, once that node is known dead (its
+   * membership expired): a node killed between create and start leaves containers nobody else would end.
+   */
+  async reapDeadNode(nodeId: string): Promise<number> {
+    if (nodeId === this.options.nodeId) return 0;
+    const count = await reapContainers(this.docker, nodeId, this.options.log);
+    this.options.metrics.containersReaped.inc(count);
+    return count;
+  }
+
   async close(): Promise<void> {
     await this.pool?.close();
   }
