@@ -17,6 +17,11 @@ export interface SandboxDeps {
   nodeId: string;
   metrics: Metrics;
   log: Logger;
+  /**
+   * Receives the removal of a finished execution's container. The result does not wait for it (removing
+   * takes ~100 ms); the owner awaits pending removals before it shuts down. Without it, removal is awaited.
+   */
+  trackRemoval?: (removal: Promise<void>) => void;
 }
 
 /** Time the host allows beyond the steps' own limits before it kills the container itself. */
@@ -197,7 +202,11 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
     metrics.activeExecutions.dec();
-    if (container) await removeContainer(container, log);
+    if (container) {
+      const removal = removeContainer(container, log);
+      if (deps.trackRemoval) deps.trackRemoval(removal);
+      else await removal;
+    }
   }
 
   function finish(oomKilled = false): ExecutionResult {

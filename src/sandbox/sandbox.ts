@@ -23,6 +23,7 @@ export interface SandboxOptions {
 export class Sandbox {
   readonly docker: Docker;
   private readonly live = new Set<string>();
+  private readonly removals = new Set<Promise<void>>();
   private readonly pool: WarmPool | null;
 
   constructor(private readonly options: SandboxOptions) {
@@ -60,11 +61,24 @@ export class Sandbox {
     warm?.container.rename({ name: `bd-job-${plan.id}-${randomBytes(2).toString('hex')}` }).catch(() => undefined);
     this.live.add(label);
     try {
-      return await runExecution({ ...this.options, docker: this.docker }, plan, signal, warm);
+      return await runExecution({ ...this.options, docker: this.docker, trackRemoval: (removal) => this.track(label, removal) }, plan, signal, warm);
     } finally {
-      this.live.delete(label);
+      if (!this.pendingLabels.has(label)) this.live.delete(label);
       this.pool?.forget(label);
     }
+  }
+
+  private readonly pendingLabels = new Set<string>();
+
+  /** The answer goes out while its container is removed; the label stays live until it is gone. */
+  private track(label: string, removal: Promise<void>): void {
+    this.pendingLabels.add(label);
+    const settled = removal.finally(() => {
+      this.removals.delete(settled);
+      this.pendingLabels.delete(label);
+      this.live.delete(label);
+    });
+    this.removals.add(settled);
   }
 
   /** Removes this node's containers that no running execution owns. */
@@ -87,9 +101,10 @@ export class Sandbox {
 
   async close(): Promise<void> {
     await this.pool?.close();
+    await Promise.allSettled([...this.removals]);
   }
 
   get running(): number {
-    return this.live.size;
+    return this.live.size + this.removals.size;
   }
 }
