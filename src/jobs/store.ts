@@ -137,6 +137,8 @@ export class JobStore {
           details: outcome.details === null ? null : json(outcome.details),
           completed_at: sql<Date>`now()`,
           started_at: sql<Date>`coalesce(started_at, now())`,
+          // A fast job can finish before its "started" note is written: it still ran once.
+          attempts: sql<number>`greatest(attempts, 1)`,
           updated_at: sql<Date>`now()`,
         })
         .where('id', '=', id)

@@ -91,3 +91,17 @@ export async function containersOf(nodeId: string, options: { includeWarm?: bool
   const waiting = (c: Docker.ContainerInfo) => c.Labels[Label.execution]?.startsWith('warm-') && !c.Names.some((n) => n.startsWith('/bd-job-'));
   return options.includeWarm ? all : all.filter((c) => !waiting(c));
 }
+
+/**
+ * Execution containers of a node still there after `waitMs`: answers go out while containers are being
+ * removed, so "none left" is checked with a short grace.
+ */
+export async function containersLeft(nodeId: string, waitMs = 5000): Promise<Docker.ContainerInfo[]> {
+  const deadline = Date.now() + waitMs;
+  let left = await containersOf(nodeId);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await containersOf(nodeId);
+  }
+  return left;
+}

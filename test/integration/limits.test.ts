@@ -1,5 +1,5 @@
 import t from 'tap';
-import { containersOf, run, startEngine } from '../helpers/engine.ts';
+import { containersLeft, containersOf, run, startEngine } from '../helpers/engine.ts';
 
 // Each hostile behaviour is one fixture (a small program), each limit reported with its own reason.
 const engine = await startEngine();
@@ -124,7 +124,7 @@ t.test('nothing written in one run is visible in the next', async (t) => {
 });
 
 t.test('afterwards no execution container of this node is left and the engine still answers', async (t) => {
-  t.same(await containersOf(engine.nodeId), [], 'only warm containers, waiting for their one job, remain');
+  t.same(await containersLeft(engine.nodeId), [], 'only warm containers, waiting for their one job, remain');
   const result = await run(engine, 'python', { code: 'print("still here")' });
   t.equal(result.stdout, 'still here\n');
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { API_KEY, containersOf, startEngine } from '../helpers/engine.ts';
+import { API_KEY, containersLeft, startEngine } from '../helpers/engine.ts';
 import { submitJob, waitForJob, waitForStatus } from '../helpers/jobs.ts';
 import { startEngineProcess } from '../helpers/process.ts';
 import { startPostgres } from '../helpers/postgres.ts';
@@ -47,7 +47,7 @@ for (const mode of ['pglite', 'postgres'] as const) {
     const afterRunning = await waitForJob(second, running);
     t.ok(afterRunning.status === 'completed' ? afterRunning.output === 'ran\n' : afterRunning.reason !== null, `running job: ${afterRunning.status} ${afterRunning.reason}`);
     t.match(await waitForJob(second, queued), { status: 'completed', output: 'queued-ran\n' }, 'the queued job ran after the restart');
-    t.same(await containersOf(nodeId), [], 'the killed run\'s container was reaped');
+    t.same(await containersLeft(nodeId), [], 'the killed run\'s container was reaped');
   });
 }
 
