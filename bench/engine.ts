@@ -10,6 +10,12 @@ export const API_KEY = 'dev-key-12345';
 
 /** Engines this bench started: not "other work" when checking that the machine is idle. */
 export const enginePids = new Set<number>();
+/** How to stop every engine still running, from the moment it is spawned (an interrupt may come during start-up). */
+const running = new Set<() => Promise<void>>();
+
+export async function stopAllEngines(): Promise<void> {
+  await Promise.all([...running].map((stop) => stop()));
+}
 
 /** Settings that take the engine's own guards (rate limits, quotas, patterns) out of the measurement. */
 const BENCH_ENGINE_ENV: Record<string, string> = {
@@ -87,7 +93,9 @@ export async function startEngine(root: string, nodeId: string, extraEnv: Record
   const stop = async () => {
     await stopChild(child);
     rmSync(dataDir, { recursive: true, force: true });
+    running.delete(stop);
   };
+  running.add(stop);
   try {
     await waitReady(child, url, () => log);
   } catch (error) {

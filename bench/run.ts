@@ -13,7 +13,7 @@ import { loadLanguages } from '../src/languages/language.ts';
 import { LanguageRegistry } from '../src/languages/registry.ts';
 import { Label } from '../src/sandbox/container.ts';
 import { runtimeImageTag } from '../src/sandbox/image.ts';
-import { startEngine, type Engine } from './engine.ts';
+import { startEngine, stopAllEngines, type Engine } from './engine.ts';
 import { sleep } from './exec.ts';
 import { describeMachine, watchIdle } from './machine.ts';
 import { measureBaselines, measureColdPath, measureEngine, progress, type EngineResults } from './measure.ts';
@@ -43,14 +43,11 @@ function exitAfterCleanUp(code: number, why: string): void {
 async function withEngine<T>(nodeId: string, env: Record<string, string>, task: (engine: Engine) => Promise<T>): Promise<{ value: T; log: string[] }> {
   progress(`starting engine ${nodeId}${Object.keys(env).length ? ` with ${envText(env)}` : ''}`);
   const engine = await startEngine(ROOT, nodeId, env);
-  const stop = () => engine.stop();
-  cleanups.add(stop);
   try {
     return { value: await task(engine), log: engine.warnings() };
   } finally {
     progress(`stopping engine ${nodeId}`);
-    await stop();
-    cleanups.delete(stop);
+    await engine.stop();
   }
 }
 
@@ -91,6 +88,9 @@ async function main(): Promise<void> {
   const languages = new LanguageRegistry(loadLanguages(process.env.LANGUAGES_FILE ?? path.join(ROOT, 'config', 'languages.json')));
   const runId = randomBytes(3).toString('hex');
   const ids = { baseline: `bench-${runId}-baseline`, engine: `bench-${runId}`, cold: `bench-${runId}-cold` };
+  // On an interrupt: engines first (they remove their own containers), then whatever is left of this run.
+  cleanups.add(async () => void (await leftoverContainers(Object.values(ids))));
+  cleanups.add(stopAllEngines);
   const header = await describeMachine(ROOT, image);
   header.push(`- engine: \`node --import tsx src/main.ts\`, embedded mode, env ${envText(options.engineEnv)}${options.compareEnv ? `; cold-path column: ${envText({ ...options.engineEnv, ...options.compareEnv })}` : ''}`);
 
