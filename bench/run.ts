@@ -34,7 +34,11 @@ async function cleanUp(): Promise<void> {
   cleanups.clear();
 }
 
+let exiting = false;
+
 function exitAfterCleanUp(code: number, why: string): void {
+  if (exiting) return;
+  exiting = true;
   progress(why);
   void cleanUp().finally(() => process.exit(code));
 }

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
 import { API_KEY, containersOf, startEngine, type TestEngine } from '../helpers/engine.ts';
 import { submitJob, waitForJob, waitForStatus, type JobView } from '../helpers/jobs.ts';
 import { startEngineProcess, type EngineProcess } from '../helpers/process.ts';
@@ -21,7 +22,12 @@ async function startManager(name: string, env: Record<string, string> = {}): Pro
   return process;
 }
 t.teardown(async () => {
-  for (const m of managers.values()) await m.kill('SIGKILL');
+  // Drain (removes warm containers), then make sure nothing of these managers is left on Docker.
+  for (const m of managers.values()) await m.kill('SIGTERM');
+  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+  for (const name of managers.keys()) {
+    for (const c of await containersOf(`${name}-${run}`, { includeWarm: true })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  }
 });
 
 const api = await startEngine({ ...cluster, ROLE: 'api', RATE_LIMIT_MAX_REQUESTS: '5000', KEY_MAX_QUEUED_JOBS: '5000', IP_RATE_LIMIT_MAX: '100000' });
