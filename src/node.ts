@@ -16,7 +16,7 @@ import { Manager } from './cluster/manager.ts';
 import { HEARTBEAT_MS, Membership } from './cluster/membership.ts';
 import { JobQueue } from './cluster/queue.ts';
 import { connectRedis, type RedisConnections } from './cluster/redis.ts';
-import { ClusterWorkerControl, LocalWorkerControl, type WorkerControl } from './cluster/workers.ts';
+import { ClusterWorkerControl, LocalWorkerControl, unavailableWorkers, type WorkerControl } from './cluster/workers.ts';
 import { openDatabase } from './db/database.ts';
 import { BraindrillError, ConfigError, UnavailableError } from './errors.ts';
 import { buildApp } from './http/app.ts';
@@ -316,6 +316,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
       log,
       bodyLimitBytes: settings.bodyLimitBytes,
       ipRateLimitMax: settings.ipRateLimitMax,
+      trustProxy: settings.trustProxy,
       metricsToken: settings.metricsToken,
       access: {
         keys: access.ring,
@@ -346,10 +347,3 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
     throw error;
   }
 }
-
-const unavailableWorkers: WorkerControl = {
-  list: () => Promise.reject(new UnavailableError('no_workers', 'This node runs no workers and is not in a cluster.')),
-  scale: () => Promise.reject(new UnavailableError('no_workers', 'This node runs no workers and is not in a cluster.')),
-  kill: () => Promise.reject(new UnavailableError('no_workers', 'This node runs no workers and is not in a cluster.')),
-  members: () => Promise.reject(new UnavailableError('no_workers', 'This node runs no workers and is not in a cluster.')),
-};

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +35,8 @@ export interface Settings {
   apiKeys: string | null;
   rateLimitReadMaxRequests: number;
   ipRateLimitMax: number;
+  /** Fastify's trustProxy: which peers' X-Forwarded-* headers are believed (request.ip, the per-IP guard). */
+  trustProxy: boolean | string[];
   keyMaxQueuedJobs: number;
   keyMaxRunningJobs: number;
   maxBacklog: number;
@@ -94,6 +97,34 @@ const url =
     }
   };
 
+/** The names @fastify/proxy-addr expands into address ranges. */
+const PROXY_RANGES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** An address, a CIDR (`10.0.0.0/8`, `fd00::/8`) or a named range. */
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGES.includes(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const kind = isIP(address);
+  if (kind === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (kind === 4 ? 32 : 128));
+}
+
+const trustProxy: Parser<boolean | string[]> = (raw, name) => {
+  const value = raw.trim();
+  if (value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) {
+    // Fastify 5 ignores a hop count (it cannot tell a proxy from a client that sends the header itself).
+    throw new ConfigError(`${name}=${JSON.stringify(raw)}: a hop count is not accepted, as Fastify would trust no proxy with it; list the proxies' addresses instead (e.g. 10.0.0.0/8).`);
+  }
+  const entries = value.split(',').map((entry) => entry.trim());
+  const bad = entries.find((entry) => !isProxyAddress(entry));
+  if (bad !== undefined) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} must be false, true, or comma-separated proxy addresses (IPs, CIDRs, ${PROXY_RANGES.join(', ')}); ${JSON.stringify(bad)} is none of them.`);
+  }
+  return entries;
+};
+
 function variable<K extends keyof Settings>(v: Variable<K>): Variable<K> {
   return v;
 }
@@ -125,6 +156,7 @@ export const VARIABLES = [
   variable({ name: 'API_KEYS', key: 'apiKeys', description: 'extra keys: name:key[:admin],… (production: required unless keys are in the database)', default: () => null, parse: text }),
   variable({ name: 'RATE_LIMIT_READ_MAX_REQUESTS', key: 'rateLimitReadMaxRequests', description: 'reads per key per minute', default: () => 600, parse: integer(1) }),
   variable({ name: 'IP_RATE_LIMIT_MAX', key: 'ipRateLimitMax', description: 'requests per client IP per minute, before any key is checked', default: () => 3000, parse: integer(1) }),
+  variable({ name: 'TRUST_PROXY', key: 'trustProxy', description: 'false, true (any proxy) or the proxies\' addresses (IPs, CIDRs) whose X-Forwarded-For gives the client IP', default: () => false, parse: trustProxy }),
   variable({ name: 'KEY_MAX_QUEUED_JOBS', key: 'keyMaxQueuedJobs', description: 'jobs one key may have waiting at once (429 beyond)', default: () => 200, parse: integer(1) }),
   variable({ name: 'KEY_MAX_RUNNING_JOBS', key: 'keyMaxRunningJobs', description: 'jobs of one key running at once on a node; the rest wait their turn', default: () => Math.max(1, os.availableParallelism()), parse: integer(1) }),
   variable({ name: 'MAX_BACKLOG', key: 'maxBacklog', description: 'queued jobs in all; past it new jobs get 503 with Retry-After', default: () => 10_000, parse: integer(1) }),

@@ -12,6 +12,8 @@ export const KEY_REFRESH_MS = 2000;
  */
 export class AccessControl {
   readonly ring = new KeyRing();
+  private readonly production: boolean;
+  /** The development defaults and `API_KEYS`: accepted unless revoked in the database. */
   private readonly configured: ApiKey[];
   private timer: NodeJS.Timeout | undefined;
 
@@ -20,14 +22,12 @@ export class AccessControl {
     options: { production: boolean; apiKeys: string | null },
     private readonly log: Logger,
   ) {
+    this.production = options.production;
     this.configured = [
       ...(options.production ? [] : DEFAULT_KEYS.map((d) => makeKey(d.name, d.key, d.admin, 'default'))),
       ...(options.apiKeys ? parseKeyList(options.apiKeys, options.production) : []),
     ];
-    this.production = options.production;
   }
-
-  private readonly production: boolean;
 
   /** Loads keys once (start-up fails if production has none), then keeps them fresh. */
   async start(): Promise<void> {

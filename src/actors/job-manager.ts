@@ -2,7 +2,7 @@ import { OverloadedError, QuotaExceededError } from '../errors.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { JobRecord, NewJob } from '../jobs/job.ts';
 import type { Completions } from '../jobs/completions.ts';
-import { jobOutcome } from '../jobs/outcome.ts';
+import { recordResult } from '../jobs/record.ts';
 import type { LanguageRegistry } from '../languages/registry.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -103,13 +103,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
   async function persistResult(state: State, jobId: string, result: ExecutionResult): Promise<void> {
     const job = await store.get(jobId);
     const language = job ? languages.find(job.language) : undefined;
-    if (job && language) {
-      const applied = await store.complete(jobId, jobOutcome(result, language));
-      if (applied) {
-        metrics.requests.labels(language.id, result.status).inc();
-        log.info({ job: jobId, language: language.id, status: result.status, reason: result.reason, durationMs: result.executionTimeMs }, 'job finished');
-      }
-    }
+    if (job && language) await recordResult({ store, metrics, log }, jobId, language, result);
     state.unsaved.delete(jobId);
     state.inFlight.delete(jobId);
     await completions.notify(jobId);

@@ -2,7 +2,7 @@ import { ask, dispatch, spawn, type Ref } from '../actors/system.ts';
 import type { ExecutionReply, ExecutionStarted } from '../actors/worker.ts';
 import type { PoolMessage, PoolStats } from '../actors/worker-pool.ts';
 import type { Completions } from '../jobs/completions.ts';
-import { jobOutcome } from '../jobs/outcome.ts';
+import { recordResult } from '../jobs/record.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { LanguageRegistry } from '../languages/registry.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -186,7 +186,7 @@ export class Manager {
   }
 
   private async execute(entry: QueueEntry): Promise<void> {
-    const { store, languages, budget, log } = { ...this.options, log: this.log };
+    const { store, languages, budget, metrics, log } = { ...this.options, log: this.log };
     const job = await store.get(entry.jobId);
     if (!job || job.status !== 'queued') {
       // Cancelled, finished, or swept meanwhile: nothing to run.
@@ -218,11 +218,7 @@ export class Manager {
     // the job's delivery, and complete() applies a result once.
     for (let attempt = 0; ; attempt++) {
       try {
-        const applied = await store.complete(job.id, jobOutcome(result, language));
-        if (applied) {
-          this.options.metrics.requests.labels(language.id, result.status).inc();
-          log.info({ job: job.id, language: language.id, status: result.status, reason: result.reason }, 'job finished');
-        }
+        await recordResult({ store, metrics, log }, job.id, language, result);
         break;
       } catch (error) {
         if (!this.running && attempt > 10) throw error;

@@ -37,16 +37,23 @@ const view = (w: WorkerInfo, now: number): WorkerView => ({
   currentJobId: w.currentJobId,
 });
 
-export class LocalWorkerControl implements WorkerControl {
-  private desired: number;
+const noWorkers = (): Promise<never> => Promise.reject(new UnavailableError('no_workers', 'This node runs no workers and is not in a cluster.'));
 
+/** `/api/workers` on a node with neither a local pool nor a cluster: every call is a 503. */
+export const unavailableWorkers: WorkerControl = { list: noWorkers, scale: noWorkers, kill: noWorkers, members: noWorkers };
+
+export class LocalWorkerControl implements WorkerControl {
   constructor(
     private readonly pool: Ref<PoolMessage>,
     private readonly nodeId: string,
-    initial: number,
+    /** Workers wanted: the pool's size at start, then moved by scale() and kill(). */
+    private desired: number,
     private readonly cap: number,
-  ) {
-    this.desired = initial;
+  ) {}
+
+  /** The wanted count after `change` workers, never below zero. */
+  private wanted(change: number): number {
+    return Math.max(0, this.desired + change);
   }
 
   private stats(): Promise<PoolStats> {
@@ -62,15 +69,16 @@ export class LocalWorkerControl implements WorkerControl {
 
   async scale(count: number, targetId?: string): Promise<{ managerId: string; desired: number }> {
     if (targetId !== undefined && targetId !== this.nodeId) throw new NotFoundError('manager_not_found', `No manager ${targetId}; this node is ${this.nodeId}.`);
-    if (this.desired + count > this.cap) throw new ConflictError('worker_cap', `Scaling to ${this.desired + count} workers would pass the cap of ${this.cap} (MAX_WORKERS).`);
-    this.desired = Math.max(0, this.desired + count);
-    dispatch(this.pool, { type: 'resize', count: this.desired });
-    return { managerId: this.nodeId, desired: this.desired };
+    const desired = this.wanted(count);
+    if (desired > this.cap) throw new ConflictError('worker_cap', `Scaling to ${desired} workers would pass the cap of ${this.cap} (MAX_WORKERS).`);
+    this.desired = desired;
+    dispatch(this.pool, { type: 'resize', count: desired });
+    return { managerId: this.nodeId, desired };
   }
 
   async kill(workerId: string): Promise<void> {
     if (!(await this.stats()).list.some((w) => w.id === workerId)) throw new NotFoundError('worker_not_found', `No worker ${workerId}.`);
-    this.desired = Math.max(0, this.desired - 1);
+    this.desired = this.wanted(-1);
     dispatch(this.pool, { type: 'retire', worker: workerId });
   }
 

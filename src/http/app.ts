@@ -27,15 +27,18 @@ export interface AppOptions {
   bodyLimitBytes: number;
   /** Requests per client IP per minute, checked before any key (a guard against floods of bad keys). */
   ipRateLimitMax: number;
+  /** Fastify's trustProxy: behind a reverse proxy, its addresses, so request.ip is the client's. */
+  trustProxy: boolean | string[];
   metricsToken: string | null;
   access: AccessOptions;
 }
 
 /** The HTTP face of a node: routes translate requests into calls on `services` and back. */
-export async function buildApp({ services, ready, metrics, log, bodyLimitBytes, ipRateLimitMax, metricsToken, access }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, ready, metrics, log, bodyLimitBytes, ipRateLimitMax, trustProxy, metricsToken, access }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: bodyLimitBytes,
+    trustProxy,
     routerOptions: { maxParamLength: 200 },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),

@@ -1,11 +1,34 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+type Read<T> = () => Promise<T>;
+type CountsByLanguage = Record<string, number>;
+
+/** Replaces a per-language gauge's values with a fresh read; a failed read (database down; /ready says why) keeps the last ones. */
+async function collectLabelled(gauge: Gauge<'language'>, read: Read<CountsByLanguage> | undefined): Promise<void> {
+  if (!read) return;
+  let counts: CountsByLanguage;
+  try {
+    counts = await read();
+  } catch {
+    return;
+  }
+  gauge.reset();
+  for (const [language, count] of Object.entries(counts)) gauge.labels(language).set(count);
+}
+
+async function collectScalar(gauge: Gauge, read: Read<number> | undefined): Promise<void> {
+  if (read) gauge.set(await read());
+}
+
 /**
  * Every metric braindrill exports, registered once per process. Names and labels follow the braindrill
  * seed; Node.js process metrics (memory, GC, event-loop lag) replace its JVM metrics.
  */
 export class Metrics {
   readonly registry = new Registry();
+
+  /** Readers installed by observeCluster / observeQueuedJobs, called at scrape time; unset, a gauge shows what this node set. */
+  private readonly scrape: { poolSize?: Read<number>; queueDepth?: Read<CountsByLanguage>; queuedJobs?: Read<CountsByLanguage> } = {};
 
   readonly requests = new Counter({
     name: 'braindrill_requests_total',
@@ -62,59 +85,41 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly workerPoolSize = new Gauge({
+  readonly workerPoolSize: Gauge = new Gauge({
     name: 'braindrill_worker_pool_size',
     help: 'Workers able to run executions',
     registers: [this.registry],
+    collect: () => collectScalar(this.workerPoolSize, this.scrape.poolSize),
   });
 
-  readonly queueDepth = new Gauge({
+  readonly queueDepth: Gauge<'language'> = new Gauge({
     name: 'braindrill_queue_depth',
     help: 'Executions waiting for a worker, by language',
     labelNames: ['language'] as const,
     registers: [this.registry],
+    collect: () => collectLabelled(this.queueDepth, this.scrape.queueDepth),
   });
 
-  readonly queuedJobs = new Gauge({
+  readonly queuedJobs: Gauge<'language'> = new Gauge({
     name: 'braindrill_queued_jobs',
     help: 'Jobs in the queued state, by language (read from the shared database at scrape time)',
     labelNames: ['language'] as const,
     registers: [this.registry],
+    collect: () => collectLabelled(this.queuedJobs, this.scrape.queuedJobs),
   });
 
   /**
    * On an API node of a cluster, pool size and queue depth are the cluster's (live workers in Redis,
    * queued jobs in the database), read when Prometheus scrapes, not this node's empty local view.
    */
-  observeCluster(readWorkers: () => Promise<number>, readQueued: () => Promise<Record<string, number>>): void {
-    const pool = this.workerPoolSize;
-    const depth = this.queueDepth;
-    (pool as unknown as { collect: () => Promise<void> }).collect = async () => {
-      pool.set(await readWorkers().catch(() => 0));
-    };
-    (depth as unknown as { collect: () => Promise<void> }).collect = async () => {
-      try {
-        const counts = await readQueued();
-        depth.reset();
-        for (const [language, count] of Object.entries(counts)) depth.labels(language).set(count);
-      } catch {
-        // Keep the last values while the database is down.
-      }
-    };
+  observeCluster(readWorkers: Read<number>, readQueued: Read<CountsByLanguage>): void {
+    this.scrape.poolSize = () => readWorkers().catch(() => 0);
+    this.scrape.queueDepth = readQueued;
   }
 
   /** Reads cluster-wide values (from the database) when Prometheus scrapes, not from one node's view. */
-  observeQueuedJobs(read: () => Promise<Record<string, number>>): void {
-    const gauge = this.queuedJobs;
-    (gauge as unknown as { collect: () => Promise<void> }).collect = async () => {
-      try {
-        const counts = await read();
-        gauge.reset();
-        for (const [language, count] of Object.entries(counts)) gauge.labels(language).set(count);
-      } catch {
-        // The database is down: keep the last values; /ready says why.
-      }
-    };
+  observeQueuedJobs(read: Read<CountsByLanguage>): void {
+    this.scrape.queuedJobs = read;
   }
 
   readonly jobsSubmitted = new Counter({

@@ -22,6 +22,22 @@ t.test('bad values name the variable', async (t) => {
   t.throws(() => loadSettings({ REDIS_URL: 'redis://127.0.0.1:6379' }), /REDIS_URL is set but DATABASE_URL is not/);
 });
 
+t.test('TRUST_PROXY takes what Fastify\'s trustProxy takes, and refuses what it would misread', async (t) => {
+  t.equal(loadSettings({}).trustProxy, false, 'off by default');
+  t.equal(loadSettings({ TRUST_PROXY: 'false' }).trustProxy, false);
+  t.equal(loadSettings({ TRUST_PROXY: 'true' }).trustProxy, true);
+  t.same(loadSettings({ TRUST_PROXY: '10.0.0.1' }).trustProxy, ['10.0.0.1']);
+  t.same(loadSettings({ TRUST_PROXY: ' 10.0.0.0/8, 192.168.1.1/24 ,::1,fd00::/8,loopback ' }).trustProxy, ['10.0.0.0/8', '192.168.1.1/24', '::1', 'fd00::/8', 'loopback']);
+  t.throws(() => loadSettings({ TRUST_PROXY: '1' }), /TRUST_PROXY="1": a hop count is not accepted/);
+  t.throws(() => loadSettings({ TRUST_PROXY: 'yes' }), /TRUST_PROXY="yes" must be false, true, or comma-separated proxy addresses/);
+  t.throws(() => loadSettings({ TRUST_PROXY: '10.0.0.0/33' }), /"10\.0\.0\.0\/33" is none of them/);
+  t.throws(() => loadSettings({ TRUST_PROXY: '::1/129' }), /TRUST_PROXY/);
+  t.throws(() => loadSettings({ TRUST_PROXY: '10.0.0.0/0' }), /TRUST_PROXY/, 'a zero prefix would trust everyone: say true');
+  t.throws(() => loadSettings({ TRUST_PROXY: '10.0.0.0/8/8' }), /TRUST_PROXY/);
+  t.throws(() => loadSettings({ TRUST_PROXY: '10.0.0.1,' }), /"" is none of them/);
+  t.throws(() => loadSettings({ TRUST_PROXY: 'proxy.internal' }), ConfigError, 'host names are not resolved');
+});
+
 t.test('every variable is documented in the README', async (t) => {
   const { readFileSync } = await import('node:fs');
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
