@@ -3,6 +3,7 @@ import type { JobStore } from '../jobs/store.ts';
 import type { JobRecord, NewJob } from '../jobs/job.ts';
 import type { Completions } from '../jobs/completions.ts';
 import { recordResult } from '../jobs/record.ts';
+import type { Language } from '../languages/language.ts';
 import type { LanguageRegistry } from '../languages/registry.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -58,8 +59,8 @@ interface State {
   /** Submissions waiting for the next flush: a burst becomes one admission query and one INSERT. */
   submits: Submit[];
   flushScheduled: boolean;
-  /** Jobs handed to the pool whose result has not come back. */
-  inFlight: Set<string>;
+  /** Jobs handed to the pool whose result has not come back, with their language (null: no longer configured). */
+  inFlight: Map<string, Language | null>;
   /** Results not yet persisted (database down): retried on every recover tick, never dropped. */
   unsaved: Map<string, ExecutionResult>;
 }
@@ -78,12 +79,12 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     if (!language) {
       const result = internalFailure(new Error(`language "${job.language}" is no longer configured`));
       dispatch(self, { type: 'result', executionId: job.id, result });
-      state.inFlight.add(job.id);
+      state.inFlight.set(job.id, null);
       return;
     }
     if (transport.kind !== 'local') return;
     const plan = planExecution(job.id, language, { files: job.files, stdin: job.stdin, args: job.args }, options.plan);
-    state.inFlight.add(job.id);
+    state.inFlight.set(job.id, language);
     dispatch(transport.pool, { type: 'submit', plan, owner: job.owner, replyTo: self, onStart: self });
   }
 
@@ -100,13 +101,18 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     }
   }
 
+  /** Saves a result once and wakes its waiters, handing them the finished job so they need not read it. */
   async function persistResult(state: State, jobId: string, result: ExecutionResult): Promise<void> {
-    const job = await store.get(jobId);
-    const language = job ? languages.find(job.language) : undefined;
-    if (job && language) await recordResult({ store, metrics, log }, jobId, language, result);
+    const language = state.inFlight.get(jobId) ?? (await languageOf(jobId));
+    const finished = await recordResult({ store, metrics, log }, jobId, language, result);
     state.unsaved.delete(jobId);
     state.inFlight.delete(jobId);
-    await completions.notify(jobId);
+    await completions.notify(jobId, finished ?? undefined);
+  }
+
+  async function languageOf(jobId: string): Promise<Language | null> {
+    const job = await store.get(jobId);
+    return (job && languages.find(job.language)) ?? null;
   }
 
   /** Quotas first (counted once for the whole burst), then one INSERT, then the queue. */
@@ -243,7 +249,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     },
     'job-manager',
     {
-      initialStateFunc: (): State => ({ submits: [], flushScheduled: false, inFlight: new Set(), unsaved: new Map() }),
+      initialStateFunc: (): State => ({ submits: [], flushScheduled: false, inFlight: new Map(), unsaved: new Map() }),
       onCrash: (message, error, ctx) => {
         log.error({ err: error, message: message?.type }, 'job manager failed on a message; resuming');
         return ctx.resume;

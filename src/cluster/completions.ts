@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { LocalCompletions, type Completions } from '../jobs/completions.ts';
+import { LocalCompletions, type Completions, type Finished } from '../jobs/completions.ts';
 import { PREFIX } from './redis.ts';
 
 export const DONE_CHANNEL = `${PREFIX}jobs:done`;
@@ -20,10 +20,11 @@ export class RedisCompletions implements Completions {
     await this.subscriber.subscribe(DONE_CHANNEL);
   }
 
-  wait(jobId: string, timeoutMs: number): Promise<boolean> {
+  wait(jobId: string, timeoutMs: number): Promise<Finished | null> {
     return this.local.wait(jobId, timeoutMs);
   }
 
+  /** Only the id crosses Redis: the waiting API node reads the job from the shared database. */
   async notify(jobId: string): Promise<void> {
     await this.publisher.publish(DONE_CHANNEL, jobId);
   }

@@ -2,23 +2,27 @@ import type { Language } from '../languages/language.ts';
 import type { ExecutionResult } from '../sandbox/execution.ts';
 import type { JobOutcome, JobRecord } from './job.ts';
 
-/** The seed's `error` string: null when the program completed, otherwise what went wrong, in words. */
-export function describeFailure(result: ExecutionResult, language: Language): string | null {
+/**
+ * The seed's `error` string: null when the program completed, otherwise what went wrong, in words.
+ * `language` is null for a job whose language is no longer configured (its result is `internal`).
+ */
+export function describeFailure(result: ExecutionResult, language: Language | null): string | null {
+  const limits = language?.limits;
   const stderr = result.stderr.trim();
   switch (result.reason) {
     case null: return null;
     case 'compile_error': return stderr || 'compilation failed';
     case 'runtime_error': return stderr || (result.signal ? `killed by ${result.signal}` : `exited with code ${result.exitCode}`);
-    case 'time_limit': return `time limit exceeded (${language.limits.timeoutMs} ms)`;
-    case 'memory_limit': return `memory limit exceeded (${language.limits.memoryMb} MB)`;
+    case 'time_limit': return limits ? `time limit exceeded (${limits.timeoutMs} ms)` : 'time limit exceeded';
+    case 'memory_limit': return limits ? `memory limit exceeded (${limits.memoryMb} MB)` : 'memory limit exceeded';
     case 'output_limit': return 'output limit exceeded: the program was stopped';
-    case 'pids_limit': return `process limit reached (${language.limits.pids})`;
+    case 'pids_limit': return limits ? `process limit reached (${limits.pids})` : 'process limit reached';
     case 'cancelled': return 'cancelled by request';
     case 'internal': return stderr || 'internal error';
   }
 }
 
-export function jobOutcome(result: ExecutionResult, language: Language): JobOutcome {
+export function jobOutcome(result: ExecutionResult, language: Language | null): JobOutcome {
   return {
     status: result.status,
     reason: result.reason,

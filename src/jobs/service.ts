@@ -39,8 +39,9 @@ export class JobService {
       await this.completions.notify(id);
       throw error;
     });
-    if (!(await finished)) return { job: submitted, finished: false };
-    const job = await this.store.get(id);
+    const done = await finished;
+    if (!done) return { job: submitted, finished: false };
+    const job = done.job ?? (await this.store.get(id));
     return { job: job ?? submitted, finished: job !== undefined };
   }
 

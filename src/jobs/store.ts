@@ -29,13 +29,16 @@ export class JobStore {
     return toRecord(row);
   }
 
-  /** Several new jobs in one statement (a burst of submissions); all or none. */
+  /**
+   * Several new jobs in one statement (a burst of submissions); all or none. Only what the database
+   * adds comes back: the rest of each record is what was submitted.
+   */
   async insertBatch(jobs: NewJob[]): Promise<JobRecord[]> {
     if (jobs.length === 0) return [];
     const values = jobs.map(insertValues);
-    const rows = await this.#run(() => this.db.insertInto('jobs').values(values).returningAll().execute());
-    const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
-    return jobs.map((job) => byId.get(job.id)!);
+    const rows = await this.#run(() => this.db.insertInto('jobs').values(values).returning(['id', 'created_at', 'updated_at']).execute());
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return jobs.map((job) => queuedRecord(job, byId.get(job.id)!));
   }
 
   /** Bulk insert (benchmarks, bursts); chunked, not atomic across chunks. */
@@ -118,10 +121,13 @@ export class JobStore {
     return result.numUpdatedRows > 0n;
   }
 
-  /** Writes a finished execution. Applied once: false when the job is already finished (or unknown). */
-  async complete(id: string, outcome: JobOutcome): Promise<boolean> {
-    if (!UUID.test(id)) return false;
-    const result = await this.#run(() =>
+  /**
+   * Writes a finished execution and returns the finished job. Applied once: null when the job is already
+   * finished (or unknown).
+   */
+  async complete(id: string, outcome: JobOutcome): Promise<JobRecord | null> {
+    if (!UUID.test(id)) return null;
+    const row = await this.#run(() =>
       this.db
         .updateTable('jobs')
         .set({
@@ -143,9 +149,10 @@ export class JobStore {
         })
         .where('id', '=', id)
         .where('status', 'not in', FINISHED)
+        .returningAll()
         .executeTakeFirst(),
     );
-    return result.numUpdatedRows > 0n;
+    return row ? toRecord(row) : null;
   }
 
   /** A queued or running job becomes failed/cancelled; a finished one is left as it is. */
@@ -272,23 +279,24 @@ export class JobStore {
     return counts;
   }
 
-  /** For admission of a burst: jobs waiting in all, and jobs waiting or running per owner. */
+  /**
+   * For admission of a burst, in one statement: jobs waiting in all, and jobs waiting or running per
+   * owner (both read from partial indexes, so the cost follows the backlog, not the history).
+   */
   async activeCountsFor(owners: string[]): Promise<{ queued: number; byOwner: Map<string, number> }> {
-    const [queued, rows] = await this.#run(() =>
-      Promise.all([
-        this.db.selectFrom('jobs').select((eb) => eb.fn.countAll().as('n')).where('status', '=', 'queued').executeTakeFirstOrThrow(),
-        owners.length === 0
-          ? Promise.resolve([])
-          : this.db
-              .selectFrom('jobs')
-              .select((eb) => ['owner', eb.fn.countAll().as('n')])
-              .where('status', 'in', ['queued', 'running'])
-              .where('owner', 'in', owners)
-              .groupBy('owner')
-              .execute(),
-      ]),
+    const row = await this.#run(() =>
+      sql<{ queued: string; by_owner: Record<string, string> | null }>`
+        select (select count(*) from jobs where status = 'queued') as queued,
+               (select json_object_agg(owner, n) from (
+                  select owner, count(*) as n from jobs
+                  where status in ('queued', 'running') and owner = any(${owners}::text[])
+                  group by owner) active) as by_owner`.execute(this.db),
     );
-    return { queued: Number(queued.n), byOwner: new Map(rows.map((r) => [r.owner ?? '', Number(r.n)])) };
+    const counts = row.rows[0];
+    return {
+      queued: Number(counts?.queued ?? 0),
+      byOwner: new Map(Object.entries(counts?.by_owner ?? {}).map(([owner, n]) => [owner, Number(n)])),
+    };
   }
 
   async queuedByLanguage(): Promise<Record<string, number>> {
@@ -341,6 +349,30 @@ function insertValues(job: NewJob) {
     stdin: clean(job.stdin),
     args: json(job.args),
     status: 'queued' as const,
+  };
+}
+
+/** A job as insertBatch stored it: what was submitted, plus the database's id and clocks. */
+function queuedRecord(job: NewJob, row: Pick<JobRow, 'id' | 'created_at' | 'updated_at'>): JobRecord {
+  return {
+    ...job,
+    status: 'queued',
+    reason: null,
+    stdout: null,
+    stderr: null,
+    exitCode: null,
+    signal: null,
+    error: null,
+    truncated: false,
+    executionDurationMs: null,
+    details: null,
+    createdAt: row.created_at,
+    startedAt: null,
+    completedAt: null,
+    updatedAt: row.updated_at,
+    nodeId: null,
+    workerId: null,
+    attempts: 0,
   };
 }
 

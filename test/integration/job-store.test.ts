@@ -95,6 +95,29 @@ for (const kind of ['pglite', 'postgres'] as const) {
       await t.rejects(store.insert(newJob({ stdin: 'a\0b' })), ValidationError, 'NUL in text is refused (400), not a database error');
     });
 
+    t.test('insertBatch returns each job as get reads it back', async (t) => {
+      const jobs = [newJob({ owner: 'batch' }), newJob({ owner: null, files: [{ content: 'x' }], stdin: 'in', args: ['a'] })];
+      const inserted = await store.insertBatch(jobs);
+      t.equal(inserted.length, 2);
+      for (const [index, job] of jobs.entries()) t.same(inserted[index], await store.get(job.id), `job ${index}`);
+      t.same(await store.insertBatch([]), []);
+    });
+
+    t.test('activeCountsFor: queued in all, queued or running per owner', async (t) => {
+      const [a, b] = [owner(), owner()];
+      const before = await store.activeCountsFor([a, b]);
+      t.same([...before.byOwner], [], 'owners without active jobs are absent');
+      const [a1, a2, a3] = await store.insertBatch([newJob({ owner: a }), newJob({ owner: a }), newJob({ owner: a })]);
+      await store.insert(newJob({ owner: b }));
+      await store.markRunning(a1!.id, 'n', 'w');
+      await store.complete(a2!.id, outcome());
+      const after = await store.activeCountsFor([a, b, owner()]);
+      t.same(Object.fromEntries(after.byOwner), { [a]: 2, [b]: 1 }, 'a: one queued and one running; the finished one is not counted');
+      t.equal(after.queued - before.queued, 2, 'a3 and b are queued');
+      t.ok(a3);
+      t.equal((await store.activeCountsFor([])).queued, after.queued, 'no owners: only the total');
+    });
+
     t.test('stdout/stderr bytes round-trip exactly', async (t) => {
       const job = await store.insert(newJob());
       const stdout = Buffer.from([0x00, 0xff, 0xfe, 0x41, 0x00, 0xc3, 0x28, 0x80, 0x0a, 0xed, 0xa0, 0x80, 0x00]);
@@ -171,14 +194,15 @@ for (const kind of ['pglite', 'postgres'] as const) {
       const job = await store.insert(newJob());
       await store.markRunning(job.id, 'node-a', 'w');
       const startedAt = (await store.get(job.id))?.startedAt;
-      t.equal(await store.complete(job.id, outcome({ stdout: Buffer.from('first') })), true);
+      const applied = await store.complete(job.id, outcome({ stdout: Buffer.from('first') }));
       const first = await store.get(job.id);
+      t.same(applied, first, 'the finished job comes back as stored');
       t.match(first, { status: 'completed', exitCode: 0, executionDurationMs: 42 });
       t.same(first?.startedAt, startedAt, 'started_at kept');
       t.ok(first?.completedAt instanceof Date);
-      t.equal(await store.complete(job.id, outcome({ status: 'failed', reason: 'internal', stdout: Buffer.from('second'), exitCode: 9 })), false);
+      t.equal(await store.complete(job.id, outcome({ status: 'failed', reason: 'internal', stdout: Buffer.from('second'), exitCode: 9 })), null);
       t.same(await store.get(job.id), first, 'fields unchanged by the second result');
-      t.equal(await store.complete(randomUUID(), outcome()), false, 'unknown job');
+      t.equal(await store.complete(randomUUID(), outcome()), null, 'unknown job');
     });
 
     t.test('cancel', async (t) => {
@@ -191,7 +215,7 @@ for (const kind of ['pglite', 'postgres'] as const) {
       await store.markRunning(running.id, 'n', 'w');
       t.same(await store.cancel(running.id, null), { found: true, previous: 'running', cancelled: true });
       t.match(await store.get(running.id), { status: 'failed', reason: 'cancelled' });
-      t.equal(await store.complete(running.id, outcome()), false, 'a result arriving after the cancel is dropped');
+      t.equal(await store.complete(running.id, outcome()), null, 'a result arriving after the cancel is dropped');
 
       const finished = await store.insert(newJob());
       await store.complete(finished.id, outcome());
