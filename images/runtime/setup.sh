@@ -16,6 +16,12 @@ gcc -std=gnu11 -O2 -Wall -Wextra -Werror \
 chown root:root /usr/local/bin/bd-supervisor
 chmod 0755 /usr/local/bin/bd-supervisor
 
+echo "== warm interpreters"
+# Loaders that bd-supervisor --warm starts ahead of a job (config/languages.json "run.warm").
+chmod 0444 "$LIB"/warm-*
+python3 -c 'import sys; compile(open(sys.argv[1], "rb").read(), sys.argv[1], "exec")' "$LIB/warm-python.py"
+node --check "$LIB/warm-node.js"
+
 echo "== javac class-data-sharing archive"
 # A dynamic AppCDS archive of the classes javac loads: javac starts ~30% faster with it
 # (config/languages.json passes -J-XX:SharedArchiveFile=$LIB/javac.jsa). The JVM flags must match

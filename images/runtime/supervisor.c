@@ -5,6 +5,12 @@
  * step, and streams their output back as frames on stdout, ending with the RESULT frame.
  * The wire format is docs/protocol.md; this file is its only implementation inside the sandbox.
  *
+ *   bd-supervisor [--env KEY=VALUE]... [--warm ARGV...]
+ *
+ * With --warm, an interpreter (ARGV, with the --env environment) is started at once, before any
+ * request, and waits for its job on fd 3; a request with RUN_WARM then runs its run step there
+ * instead of starting the interpreter cold. See "Warm interpreters" in docs/protocol.md.
+ *
  * Language-agnostic, libc only, gnu11. Built inside the image by images/runtime/setup.sh.
  */
 #define _GNU_SOURCE
@@ -46,6 +52,7 @@ enum {
 	TAG_COMPILE_TIMEOUT_MS = 0x21,
 	TAG_RUN_ARG = 0x30,
 	TAG_RUN_TIMEOUT_MS = 0x31,
+	TAG_RUN_WARM = 0x32,
 	TAG_STDIN = 0x40,
 	TAG_ENV = 0x50,
 	TAG_OUTPUT_KEEP = 0x60,
@@ -74,6 +81,7 @@ struct step_result {
 	int signal;
 	bool timed_out;
 	bool output_limited;
+	bool warm; /* ran in the interpreter started with the container */
 	uint64_t wall_ms, cpu_ms, max_rss_kb;
 	uint64_t stdout_bytes, stderr_bytes;
 };
@@ -87,9 +95,20 @@ static struct {
 	uint32_t output_keep, output_max;
 	bool have_output_keep, have_output_max;
 	bool pause_after_compile;
+	bool run_warm;
 	bool have_stdin;
 	int stdin_fd; /* unlinked temp file with the run step's stdin, or -1 */
 } req = { .stdin_fd = -1 };
+
+/* The interpreter started before the request (--warm), waiting on fd 3 for its argv. */
+static struct {
+	struct strv env;   /* --env pairs: the run step's environment, known before the request */
+	char **argv;       /* --warm ARGV, or NULL */
+	pid_t pid;         /* 0: none waiting */
+	int stdin_fd;      /* its fd 0: an empty unlinked file the request's STDIN is written into */
+	int out_fd, err_fd; /* read ends of its stdout and stderr */
+	int ctl_fd;        /* write end of its fd 3 */
+} warm = { .stdin_fd = -1, .out_fd = -1, .err_fd = -1, .ctl_fd = -1 };
 
 static int sig_fd = -1;
 static char error_buf[512];
@@ -464,13 +483,21 @@ static bool read_request(void)
 				goto fail;
 			}
 			req.have_stdin = true;
-			req.stdin_fd = open_tmpfile();
+			/* The warm interpreter already holds this file as fd 0 (same offset, rewound below). */
+			req.stdin_fd = warm.stdin_fd >= 0 ? warm.stdin_fd : open_tmpfile();
 			if (req.stdin_fd < 0) {
 				set_error("cannot create the stdin file: %s", strerror(errno));
 				goto fail;
 			}
 			if (!copy_value(len, req.stdin_fd, "STDIN"))
 				goto fail;
+			break;
+		case TAG_RUN_WARM:
+			if (len != 0) {
+				set_error("RUN_WARM must be empty");
+				goto fail;
+			}
+			req.run_warm = true;
 			break;
 		case TAG_PAUSE_AFTER_COMPILE:
 			if (len != 0) {
@@ -510,7 +537,8 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* running one step */
 
-static char **make_env(void)
+/* The defaults, overridden or extended by `extra` (KEY=VALUE each, later ones win). */
+static char **make_env(const struct strv *extra)
 {
 	static const char *defaults[] = {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -521,8 +549,8 @@ static char **make_env(void)
 	struct strv e = { 0 };
 	for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
 		strv_push(&e, (char *)defaults[i]);
-	for (size_t i = 0; i < req.env.n; i++) {
-		char *kv = req.env.v[i];
+	for (size_t i = 0; i < extra->n; i++) {
+		char *kv = extra->v[i];
 		size_t klen = (size_t)(strchr(kv, '=') - kv) + 1; /* including '=' */
 		size_t j;
 		for (j = 0; j < e.n; j++)
@@ -554,12 +582,20 @@ static void close_fds_from(int lowest)
 		close((int)fd);
 }
 
-static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int in_fd, int out_fd, int err_fd)
+/* ctl_fd >= 0 becomes the child's fd 3 (a warm interpreter's control pipe); nothing else passes. */
+static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int in_fd, int out_fd, int err_fd, int ctl_fd)
 {
 	setpgid(0, 0);
 	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		_exit(127);
-	close_fds_from(3);
+	if (ctl_fd >= 0) {
+		/* dup2 onto itself would keep FD_CLOEXEC */
+		if (ctl_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(ctl_fd, 3) < 0)
+			_exit(127);
+		close_fds_from(4);
+	} else {
+		close_fds_from(3);
+	}
 	/* Nothing of the supervisor's is left in this process but memory: forget the nonce, then become
 	 * dumpable again (execve would do so anyway). A non-dumpable process's /proc/self files belong to
 	 * root, which would make the oom_score_adj write below fail. */
@@ -628,37 +664,185 @@ static void drain_signalfd(void)
 	}
 }
 
-static void run_step(char **argv, uint32_t timeout_ms, int in_fd, bool compile, struct step_result *res)
+/*
+ * Forks a child running argv with in_fd as stdin and new pipes as stdout and stderr (and ctl_fd as
+ * fd 3 when >= 0). Returns its pid, or -1 with errno set and *failed naming the call that failed.
+ */
+static pid_t spawn(char **argv, char **envp, int in_fd, int ctl_fd, int *out_fd, int *err_fd, const char **failed)
 {
-	memset(res, 0, sizeof *res);
-	res->present = true;
 	int out_pipe[2], err_pipe[2];
-	if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-		set_error("pipe: %s", strerror(errno));
-		res->present = false;
-		return;
+	*failed = "pipe";
+	if (pipe2(out_pipe, O_CLOEXEC) != 0)
+		return -1;
+	if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+		int e = errno;
+		close(out_pipe[0]), close(out_pipe[1]);
+		errno = e;
+		return -1;
 	}
-	char **envp = make_env();
-	uint64_t start = now_ms();
+	*failed = "fork";
 	pid_t child = fork();
 	if (child < 0) {
-		set_error("fork: %s", strerror(errno));
-		res->present = false;
+		int e = errno;
 		close(out_pipe[0]), close(out_pipe[1]), close(err_pipe[0]), close(err_pipe[1]);
-		free(envp);
-		return;
+		errno = e;
+		return -1;
 	}
 	if (child == 0)
-		child_exec(argv, envp, in_fd, out_pipe[1], err_pipe[1]);
-	free(envp);
+		child_exec(argv, envp, in_fd, out_pipe[1], err_pipe[1], ctl_fd);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+	*out_fd = out_pipe[0];
+	*err_fd = err_pipe[0];
+	return child;
+}
 
+static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint32_t timeout_ms, bool compile,
+		      struct step_result *res);
+
+static void run_step(char **argv, uint32_t timeout_ms, int in_fd, bool compile, struct step_result *res)
+{
+	memset(res, 0, sizeof *res);
+	res->present = true;
+	char **envp = make_env(&req.env);
+	int out_fd, err_fd;
+	const char *failed;
+	uint64_t start = now_ms();
+	pid_t child = spawn(argv, envp, in_fd, -1, &out_fd, &err_fd, &failed);
+	free(envp);
+	if (child < 0) {
+		set_error("%s: %s", failed, strerror(errno));
+		res->present = false;
+		return;
+	}
+	supervise(child, out_fd, err_fd, start, timeout_ms, compile, res);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the warm interpreter */
+
+/* Starts --warm ARGV waiting on fd 3. A failure only means the run step will start cold. */
+static void start_warm(void)
+{
+	int ctl[2];
+	warm.stdin_fd = open_tmpfile();
+	if (warm.stdin_fd < 0)
+		return;
+	if (pipe2(ctl, O_CLOEXEC) != 0)
+		return;
+	char **envp = make_env(&warm.env);
+	const char *failed;
+	pid_t child = spawn(warm.argv, envp, warm.stdin_fd, ctl[0], &warm.out_fd, &warm.err_fd, &failed);
+	free(envp);
+	close(ctl[0]);
+	if (child < 0) {
+		close(ctl[1]);
+		return;
+	}
+	fcntl(ctl[1], F_SETFL, O_NONBLOCK);
+	warm.ctl_fd = ctl[1];
+	warm.pid = child;
+}
+
+/* Ends the warm interpreter (unused, or dead already) and closes its pipes; its stdin file stays. */
+static void stop_warm(void)
+{
+	if (warm.pid > 0) {
+		kill(-warm.pid, SIGKILL);
+		kill(warm.pid, SIGKILL);
+		while (waitpid(warm.pid, NULL, 0) < 0 && errno == EINTR) {
+		}
+	}
+	warm.pid = 0;
+	int *fds[] = { &warm.out_fd, &warm.err_fd, &warm.ctl_fd };
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]), *fds[i] = -1;
+}
+
+/* Whether the warm interpreter still waits (it may have died: out of memory at start, say). */
+static bool warm_alive(void)
+{
+	if (warm.pid <= 0)
+		return false;
+	pid_t p;
+	while ((p = waitpid(warm.pid, NULL, WNOHANG)) < 0 && errno == EINTR) {
+	}
+	if (p == 0)
+		return true;
+	warm.pid = 0; /* reaped (or not ours): nothing to kill */
+	stop_warm();
+	return false;
+}
+
+/* Writes all of buf to a non-blocking fd, waiting for room until `deadline`. */
+static bool write_until(int fd, const unsigned char *p, size_t len, uint64_t deadline)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			uint64_t t = now_ms();
+			if (t >= deadline)
+				return false;
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+			poll(&pfd, 1, (int)(deadline - t));
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The run step in the warm interpreter: its argv goes down fd 3 as NUL-terminated strings, then EOF;
+ * from then on it is supervised like a cold step. Returns false when the interpreter could not take
+ * the job (it died meanwhile): the caller then runs the step cold.
+ */
+static bool run_warm(char **argv, uint32_t timeout_ms, struct step_result *res)
+{
+	struct buf_s {
+		unsigned char *p;
+		size_t n;
+	} msg = { 0 };
+	for (char **a = argv; *a; a++) {
+		size_t len = strlen(*a) + 1;
+		msg.p = xrealloc(msg.p, msg.n + len);
+		memcpy(msg.p + msg.n, *a, len);
+		msg.n += len;
+	}
+	uint64_t start = now_ms();
+	bool sent = write_until(warm.ctl_fd, msg.p, msg.n, start + timeout_ms);
+	free(msg.p);
+	close(warm.ctl_fd);
+	warm.ctl_fd = -1;
+	if (!sent) {
+		stop_warm();
+		return false;
+	}
+	memset(res, 0, sizeof *res);
+	res->present = true;
+	res->warm = true;
+	pid_t child = warm.pid;
+	int out_fd = warm.out_fd, err_fd = warm.err_fd;
+	warm.pid = 0, warm.out_fd = -1, warm.err_fd = -1; /* supervise() owns them now */
+	supervise(child, out_fd, err_fd, start, timeout_ms, false, res);
+	return true;
+}
+
+/* Waits for the step's process, relays its output as frames, enforces its time and output limits. */
+static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint32_t timeout_ms, bool compile,
+		      struct step_result *res)
+{
 	struct stream streams[2] = {
-		{ out_pipe[0], compile ? FRAME_COMPILE_STDOUT : FRAME_RUN_STDOUT, &res->stdout_bytes, 0 },
-		{ err_pipe[0], compile ? FRAME_COMPILE_STDERR : FRAME_RUN_STDERR, &res->stderr_bytes, 0 },
+		{ out_fd, compile ? FRAME_COMPILE_STDOUT : FRAME_RUN_STDOUT, &res->stdout_bytes, 0 },
+		{ err_fd, compile ? FRAME_COMPILE_STDERR : FRAME_RUN_STDERR, &res->stderr_bytes, 0 },
 	};
 	uint64_t deadline = start + timeout_ms;
 	uint64_t drain_deadline = 0; /* set once everything has been killed */
@@ -839,8 +1023,8 @@ static void buf_step(struct buf *b, const struct step_result *r)
 		buf_fmt(b, "{\"exit_code\":%d,\"signal\":null", r->exit_code);
 	else
 		buf_fmt(b, "{\"exit_code\":null,\"signal\":%d", r->signal);
-	buf_fmt(b, ",\"timed_out\":%s,\"output_limited\":%s", r->timed_out ? "true" : "false",
-		r->output_limited ? "true" : "false");
+	buf_fmt(b, ",\"timed_out\":%s,\"output_limited\":%s,\"warm\":%s", r->timed_out ? "true" : "false",
+		r->output_limited ? "true" : "false", r->warm ? "true" : "false");
 	buf_fmt(b, ",\"wall_ms\":%llu,\"cpu_ms\":%llu,\"max_rss_kb\":%llu", (unsigned long long)r->wall_ms,
 		(unsigned long long)r->cpu_ms, (unsigned long long)r->max_rss_kb);
 	buf_fmt(b, ",\"stdout_bytes\":%llu,\"stderr_bytes\":%llu}", (unsigned long long)r->stdout_bytes,
@@ -870,7 +1054,29 @@ static bool send_result(const struct step_result *compile, const struct step_res
 
 /* ------------------------------------------------------------------------------------------ */
 
-int main(void)
+/* --env KEY=VALUE... --warm ARGV...; false with the error set on anything else. */
+static bool parse_options(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--env") == 0 && i + 1 < argc) {
+			char *eq = strchr(argv[i + 1], '=');
+			if (!eq || eq == argv[i + 1]) {
+				set_error("--env must be KEY=VALUE");
+				return false;
+			}
+			strv_push(&warm.env, argv[++i]);
+		} else if (strcmp(argv[i], "--warm") == 0 && i + 1 < argc) {
+			warm.argv = argv + i + 1;
+			return true;
+		} else {
+			set_error("unknown option: %.100s", argv[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+int main(int argc, char **argv)
 {
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	umask(022);
@@ -899,16 +1105,25 @@ int main(void)
 	if (sig_fd < 0)
 		set_error("signalfd: %s", strerror(errno));
 
-	long long pids_before = pids_max_events();
-	long long oom_before = oom_kills();
-
+	if (!have_error)
+		parse_options(argc, argv);
 	if (!have_error && mkdir(WORK_DIR, 0755) != 0 && errno != EEXIST)
 		set_error("cannot create " WORK_DIR ": %s", strerror(errno));
 	if (!have_error && chdir(WORK_DIR) != 0)
 		set_error("cannot enter " WORK_DIR ": %s", strerror(errno));
+	/* The interpreter starts while the host is still writing (or has not yet sent) the request. */
+	if (!have_error && warm.argv)
+		start_warm();
 
+	long long pids_before = -1, oom_before = -1;
 	if (!have_error && read_request()) {
 		int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		/* Only the job's own processes count: the warm interpreter's start-up came before. */
+		bool use_warm = req.run_warm && req.compile_argv.n == 0 && warm_alive();
+		if (!use_warm)
+			stop_warm();
+		pids_before = pids_max_events();
+		oom_before = oom_kills();
 		if (null_fd < 0) {
 			set_error("cannot open /dev/null: %s", strerror(errno));
 		} else {
@@ -927,7 +1142,7 @@ int main(void)
 					}
 				}
 			}
-			if (go)
+			if (go && !(use_warm && run_warm(req.run_argv.v, req.run_timeout_ms, &run)))
 				run_step(req.run_argv.v, req.run_timeout_ms, req.stdin_fd >= 0 ? req.stdin_fd : null_fd,
 					 false, &run);
 		}

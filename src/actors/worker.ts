@@ -41,9 +41,10 @@ export function spawnWorker(pool: Ref<PoolMessage>, name: string, run: RunFuncti
     (state: WorkerState, message: WorkerMessage): WorkerState => {
       switch (message.type) {
         case 'run': {
-          if (message.onStart) dispatch(message.onStart, { type: 'started', executionId: message.plan.id, worker: name });
           const runner = spawnRunner(self, run, message.plan.id);
           dispatch(runner, { type: 'execute', plan: message.plan, signal: message.signal });
+          // After the runner's message: the "running" note is written while the sandbox already works.
+          if (message.onStart) dispatch(message.onStart, { type: 'started', executionId: message.plan.id, worker: name });
           return { current: { plan: message.plan, replyTo: message.replyTo, runner } };
         }
         case 'runner-finished':

@@ -9,6 +9,7 @@ const stepSchema = {
     wall_ms: { type: 'integer' },
     cpu_ms: { type: 'integer' },
     max_rss_kb: { type: 'integer' },
+    warm: { type: 'boolean' },
     stdout: { type: 'string' },
     stderr: { type: 'string' },
   },
@@ -36,7 +37,7 @@ export const resultSchema = {
 
 function step(stats: StepStats | null, output?: { stdout: string; stderr: string }) {
   if (!stats) return null;
-  return { exit_code: stats.exitCode, signal: stats.signal, wall_ms: stats.wallMs, cpu_ms: stats.cpuMs, max_rss_kb: stats.maxRssKb, ...output };
+  return { exit_code: stats.exitCode, signal: stats.signal, wall_ms: stats.wallMs, cpu_ms: stats.cpuMs, max_rss_kb: stats.maxRssKb, warm: stats.warm === true, ...output };
 }
 
 export function resultJson(language: Language, result: ExecutionResult) {

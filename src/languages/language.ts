@@ -30,7 +30,12 @@ export interface Language {
   /** Regex whose group 1 + the extension of `file` names the entry file (Java: the public class). */
   filePattern: string | null;
   compile: CompileStep | null;
-  run: { argv: string[] };
+  /**
+   * `warm`: an interpreter the supervisor starts with the container, before the job is known, that then
+   * runs the job as `argv` would (images/runtime/warm-*): the run step skips the interpreter's start-up.
+   * Null: the run step starts `argv` cold.
+   */
+  run: { argv: string[]; warm: string[] | null };
   env: string[];
   limits: Limits;
   limitsNote: string | null;
@@ -120,6 +125,8 @@ function parseLanguage(raw: unknown, index: number): Language {
     };
   }
   const run = check.record(entry.run, 'run');
+  const warm = run.warm === undefined || run.warm === null ? null : check.strings(run.warm, 'run.warm', true);
+  if (warm && compile) check.fail('"run.warm" is only for languages without a compile step (the compile step would end the waiting interpreter)');
   const env = check.strings(entry.env ?? [], 'env');
   for (const pair of env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(pair)) check.fail(`env entry "${pair}" must be KEY=VALUE`);
   const test = check.record(entry.test, 'test');
@@ -132,7 +139,7 @@ function parseLanguage(raw: unknown, index: number): Language {
     file,
     filePattern,
     compile,
-    run: { argv: check.strings(run.argv, 'run.argv', true) },
+    run: { argv: check.strings(run.argv, 'run.argv', true), warm },
     env,
     limits,
     limitsNote: check.nullableString(entry.limitsNote, 'limitsNote'),

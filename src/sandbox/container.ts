@@ -18,6 +18,12 @@ export function initialMemoryMb(language: Language): number {
   return language.compile ? Math.max(language.compile.memoryMb, language.limits.memoryMb) : language.limits.memoryMb;
 }
 
+/** The supervisor's arguments: the warm interpreter to start with the container, and its environment. */
+export function supervisorArgs(language: Language): string[] {
+  if (!language.run.warm) return [];
+  return [...language.env.flatMap((pair) => ['--env', pair]), '--warm', ...language.run.warm];
+}
+
 /**
  * Docker create options for one execution of `language`. They depend on the language only, never on the
  * submission, so a container can be created before its job is known (the warm pool). Every hardening
@@ -30,7 +36,7 @@ export function containerOptions(language: Language, label: string, image: strin
   return {
     Image: image,
     Entrypoint: [SUPERVISOR_PATH],
-    Cmd: [],
+    Cmd: supervisorArgs(language),
     User: SANDBOX_USER,
     WorkingDir: '/tmp',
     Env: [],

@@ -31,6 +31,8 @@ export interface StepStats {
   wallMs: number;
   cpuMs: number;
   maxRssKb: number;
+  /** The run step ran in the interpreter started with the container (its start-up was paid ahead). */
+  warm: boolean;
 }
 
 export interface ExecutionResult {
@@ -56,7 +58,8 @@ export interface ExecutionPlan {
   language: Language;
   files: { name: string; content: Buffer }[];
   compile: { argv: string[]; timeoutMs: number; memoryMb: number; pids: number } | null;
-  run: { argv: string[]; timeoutMs: number };
+  /** `warm`: run in the container's waiting interpreter (the language has `run.warm`). */
+  run: { argv: string[]; timeoutMs: number; warm: boolean };
   stdin: Buffer;
   env: string[];
   limits: Limits;

@@ -48,7 +48,7 @@ export function planExecution(id: string, language: Language, submission: Submis
           pids: language.compile.pids,
         }
       : null,
-    run: { argv: [...expandArgv(language.run.argv, names), ...submission.args], timeoutMs: language.limits.timeoutMs },
+    run: { argv: [...expandArgv(language.run.argv, names), ...submission.args], timeoutMs: language.limits.timeoutMs, warm: language.run.warm !== null },
     stdin: Buffer.from(submission.stdin, 'utf8'),
     env: language.env,
     limits: language.limits,

@@ -18,6 +18,7 @@ export const Tag = {
   COMPILE_TIMEOUT_MS: 0x21,
   RUN_ARG: 0x30,
   RUN_TIMEOUT_MS: 0x31,
+  RUN_WARM: 0x32,
   STDIN: 0x40,
   ENV: 0x50,
   OUTPUT_KEEP: 0x60,
@@ -39,7 +40,8 @@ export interface SupervisorRequest {
   nonce: Buffer;
   files: { name: string; content: Buffer }[];
   compile: { argv: string[]; timeoutMs: number } | null;
-  run: { argv: string[]; timeoutMs: number };
+  /** `warm`: run in the interpreter the supervisor started with the container (`--warm`), if it still waits. */
+  run: { argv: string[]; timeoutMs: number; warm?: boolean };
   stdin: Buffer;
   env: string[];
   outputKeepBytes: number;
@@ -53,6 +55,8 @@ export interface StepReport {
   signal: number | null;
   timed_out: boolean;
   output_limited: boolean;
+  /** Ran in the warm interpreter (absent from supervisors older than RUN_WARM: false). */
+  warm?: boolean;
   wall_ms: number;
   cpu_ms: number;
   max_rss_kb: number;
@@ -92,6 +96,7 @@ export function encodeRequest(request: SupervisorRequest): Buffer {
   }
   for (const arg of request.run.argv) parts.push(...record(Tag.RUN_ARG, arg));
   parts.push(...record(Tag.RUN_TIMEOUT_MS, u32(request.run.timeoutMs)));
+  if (request.run.warm) parts.push(...record(Tag.RUN_WARM));
   if (request.stdin.length > 0) parts.push(...record(Tag.STDIN, request.stdin));
   for (const pair of request.env) parts.push(...record(Tag.ENV, pair));
   parts.push(...record(Tag.OUTPUT_KEEP, u32(request.outputKeepBytes)), ...record(Tag.OUTPUT_MAX, u32(request.outputMaxBytes)));

@@ -244,6 +244,7 @@ function stepStats(step: StepReport): StepStats {
     wallMs: step.wall_ms,
     cpuMs: step.cpu_ms,
     maxRssKb: step.max_rss_kb,
+    warm: step.warm === true,
   };
 }
 

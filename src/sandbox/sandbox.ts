@@ -65,6 +65,7 @@ export class Sandbox {
     } finally {
       if (!this.pendingLabels.has(label)) this.live.delete(label);
       this.pool?.forget(label);
+      this.pool?.done();
     }
   }
 

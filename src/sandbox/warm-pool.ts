@@ -18,6 +18,8 @@ export interface WarmPoolOptions {
 
 /** How long demand is remembered when sizing a language's pool. */
 const DEMAND_WINDOW_MS = 30_000;
+/** A taken container is replaced when its job ends, or after this long if the job runs on. */
+const REFILL_DELAY_MS = 100;
 
 /**
  * Containers created and started ahead of demand, each waiting for exactly one job on its stdin. A job
@@ -46,7 +48,11 @@ export class WarmPool {
     this.refill();
   }
 
-  /** A waiting container for `language`, or undefined (the caller starts one cold). */
+  /**
+   * A waiting container for `language`, or undefined (the caller starts one cold). The replacement is
+   * started when the job ends (`done`), or after REFILL_DELAY_MS for a longer job: starting a container
+   * takes more CPU than a short job, and on a small machine it would slow that very job down.
+   */
   take(language: Language): SandboxContainer | undefined {
     this.noteDemand(language.id);
     const list = this.ready.get(language.id) ?? [];
@@ -54,9 +60,16 @@ export class WarmPool {
     if (taken) {
       taken.stream.removeAllListeners('close');
       this.pooledMemoryMb -= initialMemoryMb(language);
+      setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
+    } else {
+      this.refill();
     }
-    this.refill();
     return taken;
+  }
+
+  /** A job that took a container (or started one cold) has ended: top the pool up now. */
+  done(): void {
+    this.refill();
   }
 
   /** Whether a container label belongs to this pool (the reaper must leave it alone). */

@@ -2,6 +2,7 @@ import t from 'tap';
 import path from 'node:path';
 import { loadLanguages, parseLanguages, type Language } from '../../src/languages/language.ts';
 import { LanguageRegistry } from '../../src/languages/registry.ts';
+import { containerOptions, supervisorArgs } from '../../src/sandbox/container.ts';
 import { entryFileName, expandArgv, planExecution } from '../../src/sandbox/plan.ts';
 import { ConfigError, UnsupportedLanguageError } from '../../src/errors.ts';
 import { ROOT_DIR } from '../../src/settings.ts';
@@ -67,4 +68,17 @@ t.test('the loader refuses bad entries with a message naming them', async (t) =>
   t.throws(() => parseLanguages([{ ...good, limits: { ...good.limits, memoryMb: -1 } }]), /limits.memoryMb/);
   t.throws(() => parseLanguages([{ ...good, filePattern: '(' }]), /filePattern/);
   t.throws(() => parseLanguages([]), ConfigError);
+  t.throws(() => parseLanguages([{ ...good, run: { argv: ['x'], warm: [] } }]), /run.warm/);
+  const compiled = JSON.parse(JSON.stringify(registry.resolve('c'))) as Language;
+  t.throws(() => parseLanguages([{ ...compiled, run: { ...compiled.run, warm: ['./main'] } }]), /only for languages without a compile step/);
+});
+
+t.test('a warm language starts its interpreter with the container; the others start it cold', async (t) => {
+  const python = registry.resolve('python');
+  t.same(supervisorArgs(python), [...python.env.flatMap((pair) => ['--env', pair]), '--warm', ...python.run.warm!], 'the interpreter gets the run step\'s environment');
+  t.same(containerOptions(python, 'label', 'image', 'node').Cmd, supervisorArgs(python));
+  t.equal(planExecution('id', python, { files: [{ content: '' }], stdin: '', args: [] }, { outputKeepBytes: 1, outputDrainFactor: 1 }).run.warm, true);
+  const c = registry.resolve('c');
+  t.same(supervisorArgs(c), []);
+  t.equal(planExecution('id', c, { files: [{ content: '' }], stdin: '', args: [] }, { outputKeepBytes: 1, outputDrainFactor: 1 }).run.warm, false);
 });

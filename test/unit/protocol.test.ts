@@ -56,7 +56,16 @@ t.test('encodeRequest omits compile and stdin when absent and rejects a bad nonc
   t.notOk(tags.includes(Tag.COMPILE_ARG));
   t.notOk(tags.includes(Tag.STDIN));
   t.notOk(tags.includes(Tag.PAUSE_AFTER_COMPILE));
+  t.notOk(tags.includes(Tag.RUN_WARM));
   t.throws(() => encodeRequest({ ...base, nonce: Buffer.alloc(3) }), RangeError);
+});
+
+t.test('a warm run step adds an empty RUN_WARM record after the run step', async (t) => {
+  const request = encodeRequest({ nonce: randomBytes(16), files: [], compile: null, run: { argv: ['python3', 'main.py'], timeoutMs: 5000, warm: true }, stdin: Buffer.alloc(0), env: [], outputKeepBytes: 1, outputMaxBytes: 2, pauseAfterCompile: false });
+  const records = decodeRecords(request);
+  const at = records.findIndex((r) => r.tag === Tag.RUN_WARM);
+  t.equal(records[at - 1]?.tag, Tag.RUN_TIMEOUT_MS);
+  t.equal(records[at]?.value.length, 0);
 });
 
 t.test('FrameDecoder reassembles frames split at every byte boundary', async (t) => {
