@@ -8,12 +8,13 @@
 # BASE_IMAGE  any Debian-based image with Node.js 20+ on PATH (default node:20-bookworm-slim).
 #             Without a registry, `./deploy.sh image` makes braindrill-node:<version>-bookworm locally
 #             (debootstrap minbase + this host's Node.js package).
-# DEPS        where the npm dependencies come from:
+# DEPS        where the npm dependencies (development ones included: the build needs TypeScript) come from:
 #               auto     (default) node_modules/ from the build context when it is there (npm ci first,
 #                        on a Linux x86-64 glibc host like the image), else `npm ci` (needs the registry)
 #               context  node_modules/ from the build context, required (works with --network none)
-#               npm      always `npm ci --omit=dev` (needs the registry during the build)
-#             Development dependencies are pruned offline when the base has npm.
+#               npm      always `npm ci` (needs the registry during the build)
+#             The service runs the build (dist/, `npm run build` in the image); development
+#             dependencies are pruned offline afterwards when the base has npm.
 #
 # The sandboxes are not in this image: a manager (ROLE=worker or all) starts them through the Docker
 # socket it is given (-v /var/run/docker.sock:/var/run/docker.sock, and --group-add with the socket's
@@ -31,18 +32,20 @@ WORKDIR /app
 COPY . .
 RUN set -eu; \
     case "$DEPS" in \
-      auto) if [ ! -f node_modules/tsx/package.json ]; then rm -rf node_modules; npm ci --omit=dev --no-audit --no-fund; fi ;; \
-      context) [ -f node_modules/tsx/package.json ] || { echo "DEPS=context: no node_modules/ in the build context (run npm ci first)" >&2; exit 1; } ;; \
-      npm) rm -rf node_modules; npm ci --omit=dev --no-audit --no-fund ;; \
+      auto) if [ ! -f node_modules/typescript/package.json ]; then rm -rf node_modules; npm ci --no-audit --no-fund; fi ;; \
+      context) [ -f node_modules/typescript/package.json ] || { echo "DEPS=context: no node_modules/ in the build context (run npm ci first)" >&2; exit 1; } ;; \
+      npm) rm -rf node_modules; npm ci --no-audit --no-fund ;; \
       *) echo "DEPS=$DEPS: auto, context or npm" >&2; exit 1 ;; \
     esac; \
+    rm -rf dist; \
+    node node_modules/typescript/bin/tsc -p tsconfig.build.json; \
+    rm -f dist/.tsbuildinfo; \
     if command -v npm >/dev/null 2>&1; then \
       npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error \
         || echo "warning: npm prune failed; development dependencies stay in the image" >&2; \
     fi; \
     find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete; \
-    node --import tsx -e "import('/app/src/node.ts').then(() => console.log('src/node.ts and its dependencies load on node ' + process.version))"; \
-    rm -rf /tmp/tsx-*
+    node -e "import('/app/dist/src/node.js').then(() => console.log('dist/src/node.js and its dependencies load on node ' + process.version))"
 
 # --- the service image --------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
@@ -59,7 +62,7 @@ RUN groupadd --gid 10001 braindrill \
  && useradd --uid 10001 --gid braindrill --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin braindrill \
  && install -d -o braindrill -g braindrill -m 0750 /var/lib/braindrill
 
-# Root-owned and read-only for the service: it writes nothing here (tsx caches in /tmp).
+# Root-owned and read-only for the service: it writes nothing here.
 COPY --from=app /app /app
 WORKDIR /app
 
@@ -68,4 +71,4 @@ EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "dist/src/main.js"]

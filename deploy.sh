@@ -56,6 +56,18 @@ ensure_node_deps() {
   fi
 }
 
+# The nodes run the build (dist/src/main.js): compiled once, it starts faster and takes ~90 MB less
+# memory per node than compiling TypeScript at start-up.
+ENTRY=dist/src/main.js
+ensure_build() {
+  if [ -f "$ENTRY" ] && [ -f dist/.tsbuildinfo ] &&
+    [ -z "$(find src migrations tsconfig.json tsconfig.build.json package-lock.json -newer dist/.tsbuildinfo -print -quit)" ]; then
+    return 0
+  fi
+  say "npm run build"
+  npm run build --silent || die "the TypeScript build failed (npm run build)"
+}
+
 docker_up() { docker info >/dev/null 2>&1; }
 
 ensure_docker() {
@@ -79,7 +91,7 @@ pid_is() {
   case $2 in
     redis) [[ $cmd == *redis-server* ]] ;;
     dockerd) [[ $cmd == *dockerd* ]] ;;
-    *) [[ $cmd == *src/main.ts* ]] ;;
+    *) [[ $cmd == *dist/src/main.js* || $cmd == *src/main.ts* ]] ;;
   esac
 }
 
@@ -107,7 +119,7 @@ wait_ready() {
 start_single() {
   if pid=$(engine_pid); then say "already running (pid $pid) on port $PORT"; return 0; fi
   say "starting braindrill (embedded single-node mode) on ${HOST:-127.0.0.1}:$PORT"
-  ROLE=all nohup node --import tsx src/main.ts >>"$RUN_DIR/braindrill.log" 2>&1 &
+  ROLE=all nohup node "$ENTRY" >>"$RUN_DIR/braindrill.log" 2>&1 &
   echo $! >"$RUN_DIR/braindrill.pid"
   wait_ready
 }
@@ -116,6 +128,7 @@ setup() {
   apt_install curl ca-certificates
   ensure_docker
   ensure_node_deps
+  ensure_build
   ensure_images
 }
 
@@ -319,7 +332,7 @@ start_node() {
   say "starting $name (ROLE=$role) on ${HOST:-127.0.0.1}:$port${concurrency:+, CONCURRENCY=$concurrency}"
   # setsid: a Ctrl-C in this terminal does not reach (and drain) the nodes.
   ROLE=$role NODE_ID=$name PORT=$port REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL CONCURRENCY=$concurrency \
-    setsid nohup node --import tsx src/main.ts </dev/null >>"$RUN_DIR/$name.log" 2>&1 &
+    setsid nohup node "$ENTRY" </dev/null >>"$RUN_DIR/$name.log" 2>&1 &
   echo $! >"$RUN_DIR/$name.pid"
 }
 

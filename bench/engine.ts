@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/helpers/process.ts';
+import { ensureBuilt, nodeArgs } from '../test/helpers/build.ts';
 import { sleep } from './exec.ts';
 
 export const API_KEY = 'dev-key-12345';
@@ -75,11 +76,15 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Starts `src/main.ts` as a child process on a free port with its own data dir, and waits for /ready. */
+/**
+ * Starts the build (`dist/src/main.js`, what deploy.sh runs; built first) as a child process on a free
+ * port with its own data dir, and waits for /ready.
+ */
 export async function startEngine(root: string, nodeId: string, extraEnv: Record<string, string>): Promise<Engine> {
+  await ensureBuilt();
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-bench-data-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, nodeArgs('build'), {
     cwd: root,
     env: { ...process.env, ...BENCH_ENGINE_ENV, ...extraEnv, PORT: String(port), DATA_DIR: dataDir, NODE_ID: nodeId },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -21,7 +21,7 @@ async function sourceRevision(root: string): Promise<string> {
 
 /** Processes that would disturb the measurements (the test suite, other engines). */
 export async function otherWork(): Promise<string[]> {
-  const result = await exec('pgrep', ['-af', 'tap|src/main.ts'], { timeoutMs: 5000 }).catch(() => null);
+  const result = await exec('pgrep', ['-af', 'tap|src/main.ts|dist/src/main.js'], { timeoutMs: 5000 }).catch(() => null);
   return (result?.stdout ?? '')
     .split('\n')
     .map((l) => l.trim())

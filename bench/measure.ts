@@ -10,7 +10,9 @@ import {
   dockerRunSequential,
   hardenedOptions,
 } from './baselines.ts';
-import type { Engine, MemoryUse } from './engine.ts';
+import { startPostgres } from '../test/helpers/postgres.ts';
+import { startRedis } from '../test/helpers/redis.ts';
+import { startEngine, type Engine, type MemoryUse } from './engine.ts';
 import { sleep } from './exec.ts';
 import { burst, openLoop, rssDuringFlood, sequential, warmUp, type OpenLoopResult, type RssProbe } from './load.ts';
 import type { BenchOptions, Section } from './options.ts';
@@ -157,4 +159,35 @@ export async function measureColdPath(options: BenchOptions, engine: Engine): Pr
     sequential: await engineSequential(options, engine, PYTHON_HELLO, 'sequential', counts.pythonSequential, counts.pythonWarmup),
     burst: await engineBurst(options, engine, PYTHON_HELLO, 'burst', counts.pythonBurst),
   };
+}
+
+export interface ClusterIdle {
+  api: MemoryUse;
+  manager: MemoryUse;
+}
+
+/**
+ * Row 6b: an API node and a manager node of a cluster (private Redis and PostgreSQL), idle after a few
+ * jobs went through them, so their memory is measured as it settles in service rather than at start.
+ */
+export async function measureClusterIdle(options: BenchOptions, root: string, nodeId: string): Promise<Measured<ClusterIdle>> {
+  return measure(options, 'cluster-rss', 'cluster: idle RSS of an API node and a manager node', async () => {
+    const redis = await startRedis();
+    const postgres = await startPostgres();
+    const engines: Engine[] = [];
+    try {
+      const shared = { REDIS_URL: redis.url, DATABASE_URL: await postgres.createDatabase() };
+      const manager = await startEngine(root, `${nodeId}-manager`, { ...shared, ROLE: 'worker' });
+      engines.push(manager);
+      const api = await startEngine(root, `${nodeId}-api`, { ...shared, ROLE: 'api' });
+      engines.push(api);
+      await warmUp(api, PYTHON_HELLO, Math.max(3, options.counts.pythonWarmup));
+      await sleep(SETTLE_MS * 2);
+      return { api: api.memory(), manager: manager.memory() };
+    } finally {
+      for (const engine of engines.reverse()) await engine.stop();
+      await postgres.destroy();
+      await redis.destroy();
+    }
+  });
 }

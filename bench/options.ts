@@ -1,6 +1,6 @@
 /** What `npm run bench` measures, read from the environment (every knob is optional). */
 
-export const SECTIONS = ['docker-run', 'dockerode', 'chroot', 'sequential', 'open-loop', 'burst', 'c', 'java', 'rss', 'compare'] as const;
+export const SECTIONS = ['docker-run', 'dockerode', 'chroot', 'sequential', 'open-loop', 'burst', 'c', 'java', 'rss', 'cluster-rss', 'compare'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** Counts and durations of every measurement; `BENCH_QUICK=1` shrinks them for a smoke run. */

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { MemoryUse } from './engine.ts';
 import type { OpenLoopResult, RssProbe } from './load.ts';
-import type { BaselineResults, EngineResults, Measured, Pair } from './measure.ts';
+import type { BaselineResults, ClusterIdle, EngineResults, Measured, Pair } from './measure.ts';
 import { latencyText, mark, ms, rate, ratio, summarize, type LatencySummary, type Series, type Throughput } from './stats.ts';
 import type { Row } from './table.ts';
 
@@ -21,6 +21,7 @@ export interface ReportInput {
   baselines: BaselineResults;
   engine: EngineResults;
   cold: Pair | null;
+  cluster: Measured<ClusterIdle>;
 }
 
 const isValue = <T>(m: Measured<T>): m is T => m !== null && !(m instanceof Error);
@@ -185,7 +186,7 @@ function baselineRows(baselines: BaselineResults): Row[] {
 }
 
 function rssRow(idle: Measured<MemoryUse>, m: Measured<RssProbe>): Row {
-  const row = emptyRow('6', 'engine RSS: idle after warm-up; peak (50 ms samples) while one job prints 100 MB');
+  const row = emptyRow('6', 'embedded engine RSS (one process, PGlite): idle after warm-up; peak (50 ms samples) while one job prints 100 MB');
   const missing = unavailable(m) ?? unavailable(idle);
   if (missing || !isValue(m) || !isValue(idle)) return { ...row, result: missing ?? '' };
   const flat = Math.abs(m.deltaMb) <= TARGETS.rssFlatMb;
@@ -200,6 +201,20 @@ function rssRow(idle: Measured<MemoryUse>, m: Measured<RssProbe>): Row {
   };
 }
 
+function clusterRow(m: Measured<ClusterIdle>): Row {
+  const row = emptyRow('6b', 'cluster node RSS, idle after a few jobs: API node (ROLE=api), manager node (ROLE=worker)');
+  const missing = unavailable(m);
+  if (missing || !isValue(m)) return { ...row, result: missing ?? '' };
+  const text = (use: MemoryUse) => `**${use.rssMb.toFixed(0)} MB** (anonymous ${use.anonMb.toFixed(0)})`;
+  return {
+    ...row,
+    n: '1',
+    failed: '0',
+    result: `API ${text(m.api)} · manager ${text(m.manager)}`,
+    target: `≤ ${TARGETS.idleRssMb} ${mark(m.api.rssMb <= TARGETS.idleRssMb && m.manager.rssMb <= TARGETS.idleRssMb)}`,
+  };
+}
+
 export function buildRows(input: ReportInput): Row[] {
   const { baselines, engine } = input;
   return [
@@ -208,6 +223,7 @@ export function buildRows(input: ReportInput): Row[] {
     ...compiledRows(['4c', '4d'], 'Java', engine.java, baselines.chrootJava, ['5h', '5i']),
     ...baselineRows(baselines),
     rssRow(engine.idle, engine.rss),
+    clusterRow(input.cluster),
   ];
 }
 

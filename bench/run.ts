@@ -16,7 +16,7 @@ import { runtimeImageTag } from '../src/sandbox/image.ts';
 import { startEngine, stopAllEngines, type Engine } from './engine.ts';
 import { sleep } from './exec.ts';
 import { describeMachine, watchIdle } from './machine.ts';
-import { measureBaselines, measureColdPath, measureEngine, progress, type EngineResults } from './measure.ts';
+import { measureBaselines, measureClusterIdle, measureColdPath, measureEngine, progress, type EngineResults } from './measure.ts';
 import { readOptions, type BenchOptions } from './options.ts';
 import type { Pair } from './measure.ts';
 import { TARGETS, buildRows, failureNotes } from './report.ts';
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const image = process.env.RUNTIME_IMAGE ?? runtimeImageTag(path.join(ROOT, 'images', 'runtime'));
   const languages = new LanguageRegistry(loadLanguages(process.env.LANGUAGES_FILE ?? path.join(ROOT, 'config', 'languages.json')));
   const runId = randomBytes(3).toString('hex');
-  const ids = { baseline: `bench-${runId}-baseline`, engine: `bench-${runId}`, cold: `bench-${runId}-cold` };
+  const ids = { baseline: `bench-${runId}-baseline`, engine: `bench-${runId}`, cold: `bench-${runId}-cold`, cluster: `bench-${runId}-cluster` };
   // On an interrupt: engines first (they remove their own containers), then whatever is left of this run.
   cleanups.add(async () => void (await leftoverContainers(Object.values(ids))));
   cleanups.add(stopAllEngines);
@@ -108,11 +108,12 @@ async function main(): Promise<void> {
     cold = run.value;
     coldLog = run.log;
   }
-  const leftovers = await leftoverContainers(Object.values(ids));
+  const cluster = await measureClusterIdle(options, ROOT, ids.cluster);
+  const leftovers = await leftoverContainers([...Object.values(ids), `${ids.cluster}-manager`]);
   clearTimeout(watchdog);
   header.push(`- during the run: ${idleWatch.stop()}`);
 
-  const input = { baselines, engine: main.value, cold };
+  const input = { baselines, engine: main.value, cold, cluster };
   const coldHeader = options.compareEnv ? `cold path (${envText(options.compareEnv)})` : null;
   const report = [
     '# braindrill benchmark',

@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -7,6 +11,7 @@ import type { Logger } from '../observability/logger.ts';
 import { DatabaseUnavailableError, isConnectionError } from './errors.ts';
 import { migrateToLatest } from './migrate.ts';
 import { PGliteDialect } from './pglite-dialect.ts';
+import { PGLITE_OPTIONS } from './pglite-options.ts';
 import type { Schema } from './schema.ts';
 
 export interface Database {
@@ -89,7 +94,8 @@ async function openPGlite(dataDir: string, log: Logger | undefined): Promise<Dat
   const unlock = await lockDataDir(dir);
   let db: Kysely<Schema>;
   try {
-    const pglite = await PGlite.create(dir);
+    if (!existsSync(path.join(dir, 'PG_VERSION'))) await initPGlite(dir);
+    const pglite = await PGlite.create(dir, PGLITE_OPTIONS);
     db = new Kysely<Schema>({ dialect: new PGliteDialect({ pglite }) });
   } catch (error) {
     await unlock();
@@ -118,6 +124,19 @@ async function openPGlite(dataDir: string, log: Logger | undefined): Promise<Dat
       }
     },
   };
+}
+
+/** `pglite-init.ts` (or `.js` in the build) next to this file, run as a child process of this Node.js. */
+const INIT_SCRIPT = fileURLToPath(new URL(`./pglite-init${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+
+/** A new data directory is initialised by a short-lived process, so this one never holds initdb's memory. */
+async function initPGlite(dir: string): Promise<void> {
+  try {
+    await promisify(execFile)(process.execPath, [...process.execArgv, INIT_SCRIPT, dir], { timeout: 120_000 });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new Error(`initialising the embedded database failed${stderr ? `: ${stderr.slice(-500)}` : ''}`, { cause: error });
+  }
 }
 
 async function ping(db: Kysely<Schema>): Promise<void> {

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { ROOT_DIR } from '../../src/settings.ts';
+import { ensureBuilt, nodeArgs, type EntryPoint } from './build.ts';
 
 export interface EngineProcess {
   child: ChildProcess;
@@ -20,11 +22,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts `src/main.ts` as a separate process (so it can be SIGKILLed) and waits for /health. */
-export async function startEngineProcess(env: Record<string, string>): Promise<EngineProcess> {
+/**
+ * Starts a node as a separate process (so it can be SIGKILLed) and waits for /health: `src/main.ts`
+ * through tsx, or the build (`dist/src/main.js`, built first) with `entry: 'build'`.
+ */
+export async function startEngineProcess(env: Record<string, string>, entry: EntryPoint = 'source'): Promise<EngineProcess> {
+  if (entry === 'build') await ensureBuilt();
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT_DIR,
+  const child = spawn(process.execPath, nodeArgs(entry), {
+    // The build finds config/ and images/ from its own location, wherever it is started.
+    cwd: entry === 'build' ? tmpdir() : ROOT_DIR,
     env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

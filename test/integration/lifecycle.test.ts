@@ -13,6 +13,18 @@ t.test('a missing runtime image is a start-up error that names the build command
   await t.rejects(startNode(settings), /braindrill-runtime:does-not-exist is not present.*never pulls.*images\/build\.sh/s);
 });
 
+t.test('the build (npm run build, what deploy.sh runs) starts and serves, from any working directory', async (t) => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-built-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const child = await startEngineProcess({ DATA_DIR: dataDir, WARM_POOL: '0' }, 'build');
+  t.teardown(() => child.kill('SIGKILL'));
+  const response = await fetch(`${child.url}/lang/python`, { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, body: 'print("built")' });
+  t.equal(await response.text(), 'built\n', child.output());
+  const languages = (await (await fetch(`${child.url}/languages`)).json()) as { languages: unknown[] };
+  t.equal(languages.languages.length, 12, 'config/languages.json is found from dist/');
+  await child.kill('SIGTERM');
+});
+
 t.test('a node SIGKILLed mid-execution leaves a container that its restart reaps', async (t) => {
   const nodeId = `test-kill-${randomBytes(3).toString('hex')}`;
   const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-kill-'));
