@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   cleanups.add(async () => void (await leftoverContainers(Object.values(ids))));
   cleanups.add(stopAllEngines);
   const header = await describeMachine(ROOT, image);
-  header.push(`- engine: \`node --import tsx src/main.ts\`, embedded mode, env ${envText(options.engineEnv)}${options.compareEnv ? `; cold-path column: ${envText({ ...options.engineEnv, ...options.compareEnv })}` : ''}`);
+  header.push(`- engine: \`node dist/src/main.js\` (the build), embedded mode, env ${envText(options.engineEnv)}${options.compareEnv ? `; cold-path column: ${envText({ ...options.engineEnv, ...options.compareEnv })}` : ''}`);
 
   const idleWatch = watchIdle();
   const baselines = await measureBaselines(options, languages, image, ids.baseline);

@@ -9,6 +9,7 @@ import { CappedBuffer, DockerStreamDemuxer } from './docker-stream.ts';
 import type { ExecutionPlan, ExecutionResult, StepStats } from './execution.ts';
 import type { Language } from '../languages/language.ts';
 import { classify, signalName } from './outcome.ts';
+import type { AutoRemovals } from './removals.ts';
 import { FrameDecoder, FrameType, encodeRequest, parseResult, type StepReport, type SupervisorReport } from './protocol.ts';
 
 export interface SandboxDeps {
@@ -22,6 +23,8 @@ export interface SandboxDeps {
    * takes ~100 ms); the owner awaits pending removals before it shuts down. Without it, removal is awaited.
    */
   trackRemoval?: (removal: Promise<void>) => void;
+  /** Knows when a container that removes itself (AutoRemove) is gone; without it, removal is forced. */
+  autoRemovals?: AutoRemovals;
 }
 
 /** Time the host allows beyond the steps' own limits before it kills the container itself. */
@@ -203,7 +206,9 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
     signal?.removeEventListener('abort', onAbort);
     metrics.activeExecutions.dec();
     if (container) {
-      const removal = removeContainer(container, log);
+      // A supervisor that sent its result exits, and AutoRemove takes its container away: removing it
+      // again would double dockerd's work. On every other path the container may still run: force it.
+      const removal = report !== null && deps.autoRemovals ? deps.autoRemovals.expect(container) : removeContainer(container, log);
       if (deps.trackRemoval) deps.trackRemoval(removal);
       else await removal;
     }

@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { ExecutionPlan, ExecutionResult } from './execution.ts';
 import { requireImage } from './image.ts';
 import { reapContainers } from './reaper.ts';
+import { AutoRemovals } from './removals.ts';
 import { runExecution } from './runner.ts';
 import { WarmPool, type WarmPoolOptions } from './warm-pool.ts';
 
@@ -25,9 +26,11 @@ export class Sandbox {
   private readonly live = new Set<string>();
   private readonly removals = new Set<Promise<void>>();
   private readonly pool: WarmPool | null;
+  private readonly autoRemovals: AutoRemovals;
 
   constructor(private readonly options: SandboxOptions) {
     this.docker = new Docker({ socketPath: options.socketPath });
+    this.autoRemovals = new AutoRemovals(this.docker, options.nodeId, options.log);
     this.pool = options.warmPool ? new WarmPool({ ...options, docker: this.docker }, options.warmPool) : null;
   }
 
@@ -52,6 +55,7 @@ export class Sandbox {
       throw new DockerUnavailableError(this.options.socketPath, error);
     }
     await requireImage(this.docker, this.options.image, this.options.socketPath);
+    await this.autoRemovals.start();
   }
 
   async run(plan: ExecutionPlan, signal: AbortSignal): Promise<ExecutionResult> {
@@ -61,7 +65,8 @@ export class Sandbox {
     warm?.container.rename({ name: `bd-job-${plan.id}-${randomBytes(2).toString('hex')}` }).catch(() => undefined);
     this.live.add(label);
     try {
-      return await runExecution({ ...this.options, docker: this.docker, trackRemoval: (removal) => this.track(label, removal) }, plan, signal, warm);
+      const deps = { ...this.options, docker: this.docker, autoRemovals: this.autoRemovals, trackRemoval: (removal: Promise<void>) => this.track(label, removal) };
+      return await runExecution(deps, plan, signal, warm);
     } finally {
       if (!this.pendingLabels.has(label)) this.live.delete(label);
       this.pool?.forget(label);
@@ -103,6 +108,7 @@ export class Sandbox {
   async close(): Promise<void> {
     await this.pool?.close();
     await Promise.allSettled([...this.removals]);
+    await this.autoRemovals.close();
   }
 
   get running(): number {
