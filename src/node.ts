@@ -244,8 +244,8 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
         metrics,
         log,
       });
-      dispatch(jobManager, { type: 'recover', startup: true });
-      every(RECOVER_INTERVAL_MS, () => dispatch(jobManager, { type: 'recover', startup: false }));
+      dispatch(jobManager, { type: 'recover' });
+      every(RECOVER_INTERVAL_MS, () => dispatch(jobManager, { type: 'recover' }));
       every(Math.min(SWEEP_INTERVAL_MS, settings.jobsTtlSeconds * 1000), () => dispatch(jobManager, { type: 'sweep' }));
       metrics.observeQueuedJobs(() => store.queuedByLanguage());
       if (redis && workers && !sandbox) metrics.observeCluster(async () => (await workers.members()).workers, () => store.queuedByLanguage());

@@ -2,6 +2,7 @@ import { OverloadedError, QuotaExceededError } from '../errors.ts';
 import type { JobStore } from '../jobs/store.ts';
 import type { JobRecord, NewJob } from '../jobs/job.ts';
 import type { Completions } from '../jobs/completions.ts';
+import { ActiveJobs, type ActiveCounts } from '../jobs/active-jobs.ts';
 import { recordResult } from '../jobs/record.ts';
 import type { Language } from '../languages/language.ts';
 import type { LanguageRegistry } from '../languages/registry.ts';
@@ -22,7 +23,7 @@ export type JobManagerMessage =
   | { type: 'submit'; job: NewJob; replyTo: Ref<SubmitReply> }
   | { type: 'flush' }
   | { type: 'cancel'; jobId: string; owner: string | null; replyTo: Ref<CancelReply> }
-  | { type: 'recover'; startup: boolean }
+  | { type: 'recover' }
   | { type: 'sweep' }
   | ExecutionStarted
   | ExecutionReply;
@@ -63,6 +64,13 @@ interface State {
   inFlight: Map<string, Language | null>;
   /** Results not yet persisted (database down): retried on every recover tick, never dropped. */
   unsaved: Map<string, ExecutionResult>;
+  /**
+   * Admission counts kept in memory (local transport: this actor makes every change to jobs), loaded
+   * once the start-up recovery has run; null until then, and always in a cluster: ask the database.
+   */
+  active: ActiveJobs | null;
+  /** The start-up recovery (jobs left running by a dead process) has run; retried until it has. */
+  recovered: boolean;
 }
 
 /**
@@ -107,6 +115,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     const finished = await recordResult({ store, metrics, log }, jobId, language, result);
     state.unsaved.delete(jobId);
     state.inFlight.delete(jobId);
+    state.active?.finished(jobId);
     await completions.notify(jobId, finished ?? undefined);
   }
 
@@ -117,9 +126,10 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
 
   /** Quotas first (counted once for the whole burst), then one INSERT, then the queue. */
   async function admitAndStore(self: Ref<JobManagerMessage>, state: State, batch: Submit[]): Promise<void> {
-    let counts: { queued: number; byOwner: Map<string, number> };
+    let counts: ActiveCounts;
     try {
-      counts = await store.activeCountsFor([...new Set(batch.map((s) => s.job.owner).filter((o): o is string => o !== null))]);
+      const owners = [...new Set(batch.map((s) => s.job.owner).filter((o): o is string => o !== null))];
+      counts = state.active ? state.active.counts(owners) : await store.activeCountsFor(owners);
     } catch (error) {
       for (const submit of batch) dispatch(submit.replyTo, { ok: false, error: error as Error });
       return;
@@ -154,6 +164,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
         continue;
       }
       metrics.jobsSubmitted.labels(job.language).inc();
+      state.active?.add(job.id, job.owner);
       // Written first, then queued: if queueing fails, recovery finds the job in the database.
       if (transport.kind === 'redis') await transport.queue.enqueue(job.id).catch((error: unknown) => log.warn({ err: error, job: job.id }, 'could not queue the job now; recovery will'));
       else enqueue(self, state, job);
@@ -181,6 +192,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
           return state;
         }
         case 'started': {
+          state.active?.started(message.executionId);
           await store.markRunning(message.executionId, options.nodeId, message.worker).catch((error: unknown) => {
             log.warn({ err: error, job: message.executionId }, 'could not mark the job running; the result will still be saved');
           });
@@ -199,6 +211,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
           try {
             const outcome = await store.cancel(message.jobId, message.owner);
             if (outcome.cancelled) {
+              state.active?.finished(message.jobId);
               if (transport.kind === 'local') dispatch(transport.pool, { type: 'cancel', executionId: message.jobId });
               else await transport.control.publish({ type: 'CANCEL', jobId: message.jobId });
               await completions.notify(message.jobId);
@@ -216,14 +229,24 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
               await recoverFromDatabase();
               return state;
             }
-            if (message.startup) {
+            if (!state.recovered) {
               // One process owns this database in the embedded and single-node modes: every job still
-              // marked running was running in a process that died.
+              // marked running was running in a process that died. (Retried on later ticks if the
+              // database was down at start-up.)
               const { requeued, failed } = await store.requeueRunning(null, options.maxAttempts);
               metrics.jobsRecovered.labels('requeued').inc(requeued.length);
               metrics.jobsRecovered.labels('failed').inc(failed.length);
               if (requeued.length + failed.length > 0) log.warn({ requeued: requeued.length, failed: failed.length }, 'recovered jobs of a previous run');
               for (const jobId of failed) await completions.notify(jobId);
+              state.active = new ActiveJobs(await store.activeJobs());
+              state.recovered = true;
+            } else if (state.active && state.inFlight.size === 0 && state.submits.length === 0) {
+              // Idle: the counts must equal the database's. A difference is a bug; say so and heal.
+              const listed = await store.activeJobs();
+              if (!state.active.matches(listed)) {
+                log.warn({ counted: state.active.size, listed: listed.length }, 'admission counts had drifted from the database; reloaded');
+                state.active = new ActiveJobs(listed);
+              }
             }
             for (const jobId of await store.queuedIds({ limit: 1000 })) {
               if (state.inFlight.has(jobId)) continue;
@@ -249,7 +272,7 @@ export function spawnJobManager(parent: Ref<never>, options: JobManagerOptions):
     },
     'job-manager',
     {
-      initialStateFunc: (): State => ({ submits: [], flushScheduled: false, inFlight: new Map(), unsaved: new Map() }),
+      initialStateFunc: (): State => ({ submits: [], flushScheduled: false, inFlight: new Map(), unsaved: new Map(), active: null, recovered: false }),
       onCrash: (message, error, ctx) => {
         log.error({ err: error, message: message?.type }, 'job manager failed on a message; resuming');
         return ctx.resume;

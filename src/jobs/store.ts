@@ -2,6 +2,7 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { ValidationError } from '../errors.ts';
 import { DatabaseUnavailableError, isConnectionError } from '../db/errors.ts';
 import type { JobsTable, Schema } from '../db/schema.ts';
+import type { ActiveJob } from './active-jobs.ts';
 import { FINISHED, JOB_STATUSES, type JobFile, type JobOutcome, type JobRecord, type JobStatus, type JobSummary, type NewJob } from './job.ts';
 
 type JobRow = Selectable<JobsTable>;
@@ -297,6 +298,14 @@ export class JobStore {
       queued: Number(counts?.queued ?? 0),
       byOwner: new Map(Object.entries(counts?.by_owner ?? {}).map(([owner, n]) => [owner, Number(n)])),
     };
+  }
+
+  /** Every job waiting or running (the partial indexes serve it), for the JobManager's own counts. */
+  async activeJobs(): Promise<ActiveJob[]> {
+    const rows = await this.#run(() =>
+      this.db.selectFrom('jobs').select(['id', 'owner', 'status']).where('status', 'in', ['queued', 'running']).execute(),
+    );
+    return rows.map((row) => ({ id: row.id, owner: row.owner, status: row.status as ActiveJob['status'] }));
   }
 
   async queuedByLanguage(): Promise<Record<string, number>> {
