@@ -79,7 +79,8 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
   const log = deps.log.child({ job: plan.id, language: plan.language.id });
   const nonce = randomBytes(16);
   let phase: Phase = 'creating';
-  let container: Docker.Container | undefined;
+  // A warm container is this execution's from the start: even a cancel before it is used removes it.
+  let container: Docker.Container | undefined = warm?.container;
 
   const stdout = new CappedBuffer(plan.outputKeepBytes);
   const stderr = new CappedBuffer(plan.outputKeepBytes);

@@ -59,7 +59,7 @@ export class Sandbox {
   }
 
   async run(plan: ExecutionPlan, signal: AbortSignal): Promise<ExecutionResult> {
-    const warm = this.pool?.take(plan.language);
+    const warm = await this.pool?.acquire(plan.language);
     const label = warm?.label ?? plan.id;
     // Operators (and `docker ps`) see which job a warm container now runs; not awaited: it is only a name.
     warm?.container.rename({ name: `bd-job-${plan.id}-${randomBytes(2).toString('hex')}` }).catch(() => undefined);

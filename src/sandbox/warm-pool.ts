@@ -21,6 +21,14 @@ const DEMAND_WINDOW_MS = 30_000;
 /** A taken container is replaced when its job ends, or after this long if the job runs on. */
 const REFILL_DELAY_MS = 100;
 
+/** A container being started for the pool; a job that finds none waiting may claim it. */
+interface Start {
+  label: string;
+  memoryMb: number;
+  /** Set when a job claimed it: the container goes to that job instead of the waiting list. */
+  claim: ((container: SandboxContainer | undefined) => void) | null;
+}
+
 /**
  * Containers created and started ahead of demand, each waiting for exactly one job on its stdin. A job
  * takes one and the container is destroyed afterwards as usual; the pool refills in the background. A
@@ -28,7 +36,7 @@ const REFILL_DELAY_MS = 100;
  */
 export class WarmPool {
   private readonly ready = new Map<string, SandboxContainer[]>();
-  private readonly starting = new Map<string, number>();
+  private readonly starting = new Map<string, Start[]>();
   private readonly demand = new Map<string, number[]>();
   private readonly labels = new Set<string>();
   private inFlight = 0;
@@ -49,22 +57,26 @@ export class WarmPool {
   }
 
   /**
-   * A waiting container for `language`, or undefined (the caller starts one cold). The replacement is
-   * started when the job ends (`done`), or after REFILL_DELAY_MS for a longer job: starting a container
-   * takes more CPU than a short job, and on a small machine it would slow that very job down.
+   * A container for `language`: one waiting, else one the pool is starting already (it started earlier,
+   * so it is ready sooner than a new one, and a second start would only slow both down), else undefined
+   * (the caller starts one cold). The replacement is started when the job ends (`done`), or after
+   * REFILL_DELAY_MS for a longer job: starting a container takes more CPU than a short job, and on a
+   * small machine it would slow that very job down.
    */
-  take(language: Language): SandboxContainer | undefined {
+  acquire(language: Language): Promise<SandboxContainer | undefined> {
     this.noteDemand(language.id);
-    const list = this.ready.get(language.id) ?? [];
-    const taken = list.shift();
+    const taken = this.ready.get(language.id)?.shift();
     if (taken) {
       taken.stream.removeAllListeners('close');
       this.pooledMemoryMb -= initialMemoryMb(language);
       setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
-    } else {
-      this.refill();
+      return Promise.resolve(taken);
     }
-    return taken;
+    const pending = this.starting.get(language.id)?.find((start) => start.claim === null);
+    this.refill();
+    if (!pending) return Promise.resolve(undefined);
+    this.pooledMemoryMb -= pending.memoryMb;
+    return new Promise((resolve) => (pending.claim = resolve));
   }
 
   /** A job that took a container (or started one cold) has ended: top the pool up now. */
@@ -106,7 +118,9 @@ export class WarmPool {
   private refill(): void {
     if (this.closed || Date.now() < this.pausedUntil) return;
     for (const language of this.options.languages.languages) {
-      const have = (this.ready.get(language.id)?.length ?? 0) + (this.starting.get(language.id) ?? 0);
+      // Claimed starts are a job's already, not the pool's.
+      const unclaimed = (this.starting.get(language.id) ?? []).filter((start) => start.claim === null).length;
+      const have = (this.ready.get(language.id)?.length ?? 0) + unclaimed;
       const memory = initialMemoryMb(language);
       for (let missing = this.target(language.id) - have; missing > 0; missing--) {
         if (this.inFlight >= this.options.startSlots) return;
@@ -117,16 +131,19 @@ export class WarmPool {
   }
 
   private launch(language: Language, memoryMb: number): void {
-    const label = `warm-${randomUUID()}`;
+    const start: Start = { label: `warm-${randomUUID()}`, memoryMb, claim: null };
+    const starts = this.starting.get(language.id) ?? [];
+    starts.push(start);
+    this.starting.set(language.id, starts);
     this.inFlight++;
     this.pooledMemoryMb += memoryMb;
-    this.labels.add(label);
-    this.starting.set(language.id, (this.starting.get(language.id) ?? 0) + 1);
+    this.labels.add(start.label);
     let created: SandboxContainer['container'] | undefined;
     const began = performance.now();
-    startContainer(this.deps, language, label, (c) => (created = c))
+    startContainer(this.deps, language, start.label, (c) => (created = c))
       .then((ready) => {
         this.deps.metrics.containerStart.labels(language.id).observe((performance.now() - began) / 1000);
+        if (start.claim) return start.claim(ready);
         if (this.closed) return this.discard(ready, memoryMb);
         // A container that dies while waiting is dropped; the refill replaces it.
         ready.stream.once('close', () => {
@@ -143,16 +160,18 @@ export class WarmPool {
         this.ready.set(language.id, list);
       })
       .catch((error: unknown) => {
-        this.pooledMemoryMb -= memoryMb;
-        this.labels.delete(label);
+        this.labels.delete(start.label);
         if (created) void removeContainer(created, this.deps.log);
         this.pausedUntil = Date.now() + 5000;
         this.deps.log.warn({ err: error, language: language.id }, 'could not start a warm container');
+        // A job that claimed this start goes cold instead; its memory was no longer the pool's.
+        if (start.claim) start.claim(undefined);
+        else this.pooledMemoryMb -= memoryMb;
       })
       .finally(() => {
         this.inFlight--;
-        this.starting.set(language.id, (this.starting.get(language.id) ?? 1) - 1);
-        // Back off after a failure instead of spinning: the next take() or refill tick retries.
+        starts.splice(starts.indexOf(start), 1);
+        // Back off after a failure instead of spinning: the next acquire() or refill tick retries.
         setTimeout(() => this.refill(), 50).unref();
       });
   }

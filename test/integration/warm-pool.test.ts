@@ -46,6 +46,29 @@ t.test('a pooled container that dies while waiting is replaced', async (t) => {
   t.equal(result.stdout, 'still fine\n');
 });
 
+t.test('a job that finds no container waiting takes the one the pool is starting, not a second one', async (t) => {
+  const other = await startEngine({ WARM_POOL: '1', WARM_POOL_LANGUAGES: 'python', WARM_POOL_MAX: '1', CONCURRENCY: '1' });
+  t.teardown(() => other.close());
+  await eventually(() => containersOf(other.nodeId, { includeWarm: true }), (c) => c.length === 1);
+  const since = Math.floor(Date.now() / 1000);
+  const jobs = 6;
+  // Back to back: each job but the first arrives while the pool's replacement is still starting.
+  for (let i = 0; i < jobs; i++) t.equal((await run(other, 'python', { code: `print(${i})` })).stdout, `${i}\n`);
+  await eventually(() => containersOf(other.nodeId, { includeWarm: true }), (c) => c.length === 1 && c[0]!.State === 'running');
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const events = await new Promise<string>((resolve, reject) => {
+    docker.getEvents({ since, until, filters: { type: ['container'], event: ['create'], label: [`braindrill.node=${other.nodeId}`] } }, (error, stream) => {
+      if (error || !stream) return reject(error);
+      let text = '';
+      stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      stream.on('end', () => resolve(text));
+    });
+  });
+  const created = events.split('\n').filter((line) => line.trim() !== '').map((line) => (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes);
+  t.equal(created.length, jobs, `${jobs} jobs, ${jobs} containers (five replacements and the one waiting now)`);
+  t.same(created.filter((labels) => !labels['braindrill.execution']?.startsWith('warm-')), [], 'every one started by the pool: no job started its own beside the one coming');
+});
+
 t.test('limits hold through the pool', async (t) => {
   t.match(await run(engine, 'python', { code: 'while True: pass' }), { status: 'timedout', reason: 'time_limit' });
   t.match(await run(engine, 'python', { code: 'x = bytearray(400 * 1024 * 1024)' }), { status: 'failed', reason: 'memory_limit' });
