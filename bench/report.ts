@@ -114,7 +114,7 @@ function pythonRows(input: ReportInput): Row[] {
       cold: coldSequentialCell(cold, dockerRunP50),
     })),
   ];
-  engine.openLoops.forEach(({ rate: target, result }, index) => rows.push(openLoopRow(`2${String.fromCharCode(97 + index)}`, target, result, sequentialP50)));
+  engine.openLoops.forEach(({ rate: target, result }, index) => rows.push(openLoopRow(`2${String.fromCharCode(97 + index)}`, target, result, sequentialP50, dockerRunP50)));
   rows.push(
     throughputRow('3', 'python burst, `POST /jobs` all at once, polled via `GET /jobs?limit=100`', engine.python.burst, (t) => {
       const versus = burstVersusBare(t.jobsPerSecond, bare);
@@ -124,7 +124,12 @@ function pythonRows(input: ReportInput): Row[] {
   return rows;
 }
 
-function openLoopRow(id: string, jobsPerS: number, m: Measured<OpenLoopResult>, sequentialP50: number): Row {
+/**
+ * At 5 jobs/s the pool keeps up, so this row shows the engine's latency proper; back to back (row 1)
+ * every job also waits for a container start, one per execution, which bounds that row near the
+ * container start rate whatever the engine does.
+ */
+function openLoopRow(id: string, jobsPerS: number, m: Measured<OpenLoopResult>, sequentialP50: number, dockerRunP50: number): Row {
   const row = emptyRow(id, `python open loop at ${jobsPerS} jobs/s, \`POST /lang/python\``);
   const missing = unavailable(m);
   if (missing || !isValue(m)) return { ...row, result: missing ?? '' };
@@ -135,8 +140,10 @@ function openLoopRow(id: string, jobsPerS: number, m: Measured<OpenLoopResult>, 
     n: String(m.sent),
     failed: String(m.failures),
     result: `p50 **${ms(s.p50)}** · p90 ${ms(s.p90)} · p99 **${ms(s.p99)}** ms · achieved ${rate(m.achievedRate)}/s`,
-    ratio: `p50 ${ratio(s.p50 / sequentialP50)} sequential (1)`,
-    target: isTargetRate ? `p50 ≤ ${TARGETS.warmP50Ms} ${mark(s.p50 <= TARGETS.warmP50Ms)} · p99 ≤ ${TARGETS.warmP99Ms} ${mark(s.p99 <= TARGETS.warmP99Ms)}` : '—',
+    ratio: `p50 ${ratio(s.p50 / sequentialP50)} sequential (1)${isTargetRate ? ` · ${versusDockerRun(s, dockerRunP50)}` : ''}`,
+    target: isTargetRate
+      ? `p50 ≤ ${TARGETS.warmP50Ms} ${mark(s.p50 <= TARGETS.warmP50Ms)} · p99 ≤ ${TARGETS.warmP99Ms} ${mark(s.p99 <= TARGETS.warmP99Ms)} · ≥ ${TARGETS.fasterThanDockerRun}× docker run ${mark(dockerRunP50 / s.p50 >= TARGETS.fasterThanDockerRun)}`
+      : '—',
   };
 }
 

@@ -95,6 +95,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
   const log = createLogger(settings.logLevel, settings.nodeId, options.logDestination);
   const metrics = new Metrics();
   const languages = new LanguageRegistry(loadLanguages(settings.languagesFile));
+  metrics.knowLanguages(languages.languages.map((language) => language.id));
   const cleanup: (() => Promise<unknown>)[] = [];
   const closeAll = async () => {
     for (const task of cleanup.reverse()) await task().catch((error: unknown) => log.warn({ err: error }, 'shutdown step failed'));

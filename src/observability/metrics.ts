@@ -3,8 +3,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 type Read<T> = () => Promise<T>;
 type CountsByLanguage = Record<string, number>;
 
-/** Replaces a per-language gauge's values with a fresh read; a failed read (database down; /ready says why) keeps the last ones. */
-async function collectLabelled(gauge: Gauge<'language'>, read: Read<CountsByLanguage> | undefined): Promise<void> {
+/**
+ * Replaces a per-language gauge's values with a fresh read, every known language included (at 0); a
+ * failed read (database down; /ready says why) keeps the last ones.
+ */
+async function collectLabelled(gauge: Gauge<'language'>, read: Read<CountsByLanguage> | undefined, languages: readonly string[]): Promise<void> {
   if (!read) return;
   let counts: CountsByLanguage;
   try {
@@ -13,6 +16,7 @@ async function collectLabelled(gauge: Gauge<'language'>, read: Read<CountsByLang
     return;
   }
   gauge.reset();
+  for (const language of languages) gauge.labels(language).set(0);
   for (const [language, count] of Object.entries(counts)) gauge.labels(language).set(count);
 }
 
@@ -29,6 +33,8 @@ export class Metrics {
 
   /** Readers installed by observeCluster / observeQueuedJobs, called at scrape time; unset, a gauge shows what this node set. */
   private readonly scrape: { poolSize?: Read<number>; queueDepth?: Read<CountsByLanguage>; queuedJobs?: Read<CountsByLanguage> } = {};
+  /** Configured language ids: per-language series exist from the start, at 0 (see knowLanguages). */
+  private languages: readonly string[] = [];
 
   readonly requests = new Counter({
     name: 'braindrill_requests_total',
@@ -97,7 +103,7 @@ export class Metrics {
     help: 'Executions waiting for a worker, by language',
     labelNames: ['language'] as const,
     registers: [this.registry],
-    collect: () => collectLabelled(this.queueDepth, this.scrape.queueDepth),
+    collect: () => collectLabelled(this.queueDepth, this.scrape.queueDepth, this.languages),
   });
 
   readonly queuedJobs: Gauge<'language'> = new Gauge({
@@ -105,7 +111,7 @@ export class Metrics {
     help: 'Jobs in the queued state, by language (read from the shared database at scrape time)',
     labelNames: ['language'] as const,
     registers: [this.registry],
-    collect: () => collectLabelled(this.queuedJobs, this.scrape.queuedJobs),
+    collect: () => collectLabelled(this.queuedJobs, this.scrape.queuedJobs, this.languages),
   });
 
   /**
@@ -148,6 +154,20 @@ export class Metrics {
     help: 'Leftover sandbox containers of this node removed by the reaper',
     registers: [this.registry],
   });
+
+  /**
+   * Starts every per-language series at 0, so a scrape shows each language from the start (a rate over
+   * a series that appears only with its first event loses that event) and alerts can tell 0 from absent.
+   */
+  knowLanguages(ids: readonly string[]): void {
+    this.languages = ids;
+    for (const language of ids) {
+      this.queueDepth.labels(language).set(0);
+      this.queuedJobs.labels(language).set(0);
+      this.jobsSubmitted.labels(language).inc(0);
+      for (const status of ['completed', 'failed', 'timedout']) this.requests.labels(language, status).inc(0);
+    }
+  }
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) {

@@ -31,6 +31,11 @@ t.test('/metrics is valid Prometheus text with every seed name and Node.js proce
     'braindrill_jobs_rejected_total', 'braindrill_jobs_recovered_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds',
   ]) t.match(text, `# TYPE ${name} `, name);
   t.ok(samples.get('braindrill_worker_pool_size')! > 0);
+  for (const language of ['python', 'java', 'rust']) {
+    for (const series of [`braindrill_queue_depth{language="${language}"}`, `braindrill_queued_jobs{language="${language}"}`, `braindrill_jobs_submitted_total{language="${language}"}`, `braindrill_requests_total{language="${language}",status="timedout"}`]) {
+      t.type(samples.get(series), 'number', `${series} is there from the start`);
+    }
+  }
 });
 
 t.test('each metric moves when its event happens', async (t) => {
