@@ -159,8 +159,11 @@ static void strv_push(struct strv *s, char *str)
 	s->v[s->n] = NULL;
 }
 
-/* Writes all of buf, retrying on EINTR and waiting out EAGAIN on a non-blocking fd. */
-static bool write_all(int fd, const void *buf, size_t len)
+/*
+ * Writes all of buf, retrying on EINTR and waiting out EAGAIN on a non-blocking fd, until `deadline`
+ * (monotonic ms; 0: no deadline).
+ */
+static bool write_until(int fd, const void *buf, size_t len, uint64_t deadline)
 {
 	const unsigned char *p = buf;
 	while (len > 0) {
@@ -171,13 +174,21 @@ static bool write_all(int fd, const void *buf, size_t len)
 		} else if (n < 0 && errno == EINTR) {
 			continue;
 		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			uint64_t t = now_ms();
+			if (deadline && t >= deadline)
+				return false;
 			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-			poll(&pfd, 1, 1000);
+			poll(&pfd, 1, deadline ? (int)(deadline - t) : 1000);
 		} else {
 			return false;
 		}
 	}
 	return true;
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	return write_until(fd, buf, len, 0);
 }
 
 /* Reads exactly len bytes. Returns len, or less on EOF, or -1 on error. */
@@ -721,6 +732,26 @@ static void run_step(char **argv, uint32_t timeout_ms, int in_fd, bool compile, 
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* a growable byte buffer (the warm interpreter's argv, the result JSON) */
+
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t len)
+{
+	if (b->n + len + 1 > b->cap) {
+		while (b->n + len + 1 > b->cap)
+			b->cap = b->cap ? b->cap * 2 : 1024;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, s, len);
+	b->n += len;
+	b->p[b->n] = '\0';
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* the warm interpreter */
 
 /* Starts --warm ARGV waiting on fd 3. A failure only means the run step will start cold. */
@@ -777,29 +808,6 @@ static bool warm_alive(void)
 	return false;
 }
 
-/* Writes all of buf to a non-blocking fd, waiting for room until `deadline`. */
-static bool write_until(int fd, const unsigned char *p, size_t len, uint64_t deadline)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		} else if (n < 0 && errno == EINTR) {
-			continue;
-		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			uint64_t t = now_ms();
-			if (t >= deadline)
-				return false;
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-			poll(&pfd, 1, (int)(deadline - t));
-		} else {
-			return false;
-		}
-	}
-	return true;
-}
-
 /*
  * The run step in the warm interpreter: its argv goes down fd 3 as NUL-terminated strings, then EOF;
  * from then on it is supervised like a cold step. Returns false when the interpreter could not take
@@ -807,16 +815,9 @@ static bool write_until(int fd, const unsigned char *p, size_t len, uint64_t dea
  */
 static bool run_warm(char **argv, uint32_t timeout_ms, struct step_result *res)
 {
-	struct buf_s {
-		unsigned char *p;
-		size_t n;
-	} msg = { 0 };
-	for (char **a = argv; *a; a++) {
-		size_t len = strlen(*a) + 1;
-		msg.p = xrealloc(msg.p, msg.n + len);
-		memcpy(msg.p + msg.n, *a, len);
-		msg.n += len;
-	}
+	struct buf msg = { 0 };
+	for (char **a = argv; *a; a++)
+		buf_add(&msg, *a, strlen(*a) + 1); /* with its NUL */
 	uint64_t start = now_ms();
 	bool sent = write_until(warm.ctl_fd, msg.p, msg.n, start + timeout_ms);
 	free(msg.p);
@@ -964,23 +965,6 @@ static bool step_ok(const struct step_result *r)
 
 /* ------------------------------------------------------------------------------------------ */
 /* the result frame */
-
-struct buf {
-	char *p;
-	size_t n, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t len)
-{
-	if (b->n + len + 1 > b->cap) {
-		while (b->n + len + 1 > b->cap)
-			b->cap = b->cap ? b->cap * 2 : 1024;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, s, len);
-	b->n += len;
-	b->p[b->n] = '\0';
-}
 
 static void buf_fmt(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void buf_fmt(struct buf *b, const char *fmt, ...)
