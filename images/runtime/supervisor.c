@@ -42,6 +42,8 @@
 #define TMP_DIR "/tmp"
 /* After the step's processes are killed, how long draining pipes / reaping may take at most. */
 #define DRAIN_MS 2000
+/* After the result, how long the supervisor waits for the host to close stdin before it exits. */
+#define LINGER_MS 5000
 
 enum {
 	TAG_END = 0x00,
@@ -1038,6 +1040,28 @@ static bool send_result(const struct step_result *compile, const struct step_res
 
 /* ------------------------------------------------------------------------------------------ */
 
+/*
+ * After the result: stay until the host closes stdin (or LINGER_MS pass). The container's teardown
+ * costs dockerd more CPU than a short job; starting it once the host has answered keeps it off the
+ * answer's path. Every process but this one is gone already.
+ */
+static void linger(void)
+{
+	uint64_t deadline = now_ms() + LINGER_MS;
+	unsigned char buf[256];
+	for (uint64_t t = now_ms(); t < deadline; t = now_ms()) {
+		struct pollfd pfd = { .fd = 0, .events = POLLIN };
+		int pr = poll(&pfd, 1, (int)(deadline - t));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			return;
+		ssize_t n = read(0, buf, sizeof buf);
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return;
+	}
+}
+
 /* --env KEY=VALUE... --warm ARGV...; false with the error set on anything else. */
 static bool parse_options(int argc, char **argv)
 {
@@ -1136,5 +1160,8 @@ int main(int argc, char **argv)
 	long long oom_after = oom_kills();
 	bool pids_limited = pids_before >= 0 && pids_after > pids_before;
 	bool oom_killed = oom_before >= 0 && oom_after > oom_before;
-	return send_result(&compile, &run, pids_limited, oom_killed) ? 0 : 1;
+	if (!send_result(&compile, &run, pids_limited, oom_killed))
+		return 1;
+	linger();
+	return 0;
 }

@@ -29,6 +29,8 @@ export interface SandboxDeps {
 
 /** Time the host allows beyond the steps' own limits before it kills the container itself. */
 export const HOST_GRACE_MS = 3000;
+/** How long after its result a container is let go: about as long as saving and sending the answer takes. */
+const RELEASE_DELAY_MS = 25;
 const MB = 1024 * 1024;
 
 type Phase = 'creating' | 'running';
@@ -185,7 +187,10 @@ export async function runExecution(deps: SandboxDeps, plan: ExecutionPlan, signa
     );
     await done;
     clearTimeout(timer);
-    stream.destroy();
+    // The supervisor stays until its stdin closes: closing it a little later starts the container's
+    // teardown (dockerd's heaviest work) after this job's answer has gone out, not beside it.
+    if (report !== null) setTimeout(() => stream.destroy(), RELEASE_DELAY_MS).unref();
+    else stream.destroy();
 
     let oomKilled = false;
     if (report === null && !cancelled) {

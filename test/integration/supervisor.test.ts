@@ -1,4 +1,13 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import Docker from 'dockerode';
 import t from 'tap';
+import { loadLanguages } from '../../src/languages/language.ts';
+import { containerOptions } from '../../src/sandbox/container.ts';
+import { DockerStreamDemuxer } from '../../src/sandbox/docker-stream.ts';
+import { FrameDecoder, FrameType, encodeRequest } from '../../src/sandbox/protocol.ts';
+import { ROOT_DIR } from '../../src/settings.ts';
 import { run, startEngine } from '../helpers/engine.ts';
 
 // The user program runs beside the supervisor with the same uid: it must not be able to speak for it.
@@ -51,4 +60,29 @@ t.test('step statistics reach the API: exit code, CPU time, peak memory', async 
   t.match(result.compile, { exit_code: 0, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number });
   t.match(result.run, { exit_code: 0, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number });
   t.ok((result.run.max_rss_kb ?? 0) > 0);
+});
+
+t.test('after its result the supervisor waits for the host to close stdin, then exits (and the container goes)', async (t) => {
+  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+  const bash = loadLanguages(path.join(ROOT_DIR, 'config', 'languages.json')).find((l) => l.id === 'bash')!;
+  const container = await docker.createContainer(containerOptions(bash, `linger-${randomBytes(3).toString('hex')}`, engine.node.sandbox!.image, engine.nodeId));
+  const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+  await container.start();
+  const result = new Promise<void>((resolve) => {
+    const decoder = new FrameDecoder();
+    const demuxer = new DockerStreamDemuxer((kind, payload) => {
+      if (kind === 1 && decoder.push(payload).some((frame) => frame.type === FrameType.RESULT)) resolve();
+    });
+    stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
+  });
+  const request = { nonce: randomBytes(16), files: [{ name: 'main.sh', content: Buffer.from('echo hi') }], compile: null, run: { argv: ['bash', 'main.sh'], timeoutMs: 5000 } };
+  stream.write(encodeRequest({ ...request, stdin: Buffer.alloc(0), env: [], outputKeepBytes: 1024, outputMaxBytes: 4096, pauseAfterCompile: false }));
+  await result;
+  await new Promise((r) => setTimeout(r, 1000));
+  t.equal((await container.inspect()).State.Running, true, 'still there a second after the result, while stdin is open');
+  const closed = Date.now();
+  stream.destroy();
+  await container.wait({ condition: 'removed' }).catch(() => undefined);
+  t.equal(await container.inspect().then(() => 'there', () => 'gone'), 'gone');
+  t.ok(Date.now() - closed < 4000, 'it went when stdin closed, not at the 5 s bound');
 });
