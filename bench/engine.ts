@@ -78,7 +78,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 /**
  * Starts the build (`dist/src/main.js`, what deploy.sh runs; built first) as a child process on a free
- * port with its own data dir, and waits for /ready.
+ * port with its own data dir (unless `extraEnv` names one), and waits for /ready.
  */
 export async function startEngine(root: string, nodeId: string, extraEnv: Record<string, string>): Promise<Engine> {
   await ensureBuilt();
@@ -86,7 +86,7 @@ export async function startEngine(root: string, nodeId: string, extraEnv: Record
   const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-bench-data-'));
   const child = spawn(process.execPath, nodeArgs('build'), {
     cwd: root,
-    env: { ...process.env, ...BENCH_ENGINE_ENV, ...extraEnv, PORT: String(port), DATA_DIR: dataDir, NODE_ID: nodeId },
+    env: { ...process.env, ...BENCH_ENGINE_ENV, DATA_DIR: dataDir, ...extraEnv, PORT: String(port), NODE_ID: nodeId },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (child.pid) enginePids.add(child.pid);
