@@ -32,14 +32,14 @@ function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function acceptBurst(engine: Engine): Promise<{ seconds: number; accepted: number; engineCpu: number; clientCpu: number }> {
+async function acceptBurst(engine: Engine, count = ACCEPT): Promise<{ seconds: number; accepted: number; engineCpu: number; clientCpu: number }> {
   const started = performance.now();
   const engineBefore = cpuSecondsOf(engine.pid);
   const clientBefore = process.cpuUsage();
   let next = 0;
   let accepted = 0;
   const worker = async () => {
-    while (next < ACCEPT) {
+    while (next < count) {
       next++;
       const response = await engine.request('/jobs', { method: 'POST', json: { language: 'python', code: 'print(1)' } });
       if (response.status === 202) accepted++;
@@ -81,11 +81,14 @@ async function measure(mode: string, env: Record<string, string>) {
   // The engine in its own process, as deployed: the 32 clients here do not share its event loop.
   const engine = await startEngine(ROOT, `bench-jobs-${randomUUID().slice(0, 6)}`, { ...env, ...settings });
   try {
-    await listLatency(engine, 'limit=20'); // warm-up
+    await listLatency(engine, 'limit=20');
+    // Two bursts: a fresh process (JIT compiling, the embedded database growing its files), then the
+    // same again in a process that has served a while.
+    const fresh = await acceptBurst(engine);
     const burst = await acceptBurst(engine);
     const first = await listLatency(engine, 'limit=20&offset=0');
     const deep = await listLatency(engine, 'limit=100&offset=5000');
-    return { mode, burst, first, deep };
+    return { mode, fresh, burst, first, deep };
   } finally {
     await engine.stop();
   }
@@ -106,9 +109,10 @@ try {
 }
 
 const ms = (v: number) => v.toFixed(1);
-console.log(`\nJobs API — ${new Date().toISOString()} — ${ROWS.toLocaleString('en')} rows of one key, ${ACCEPT} jobs accepted (32 clients)\n`);
-console.log('| mode | 1,000 jobs accepted (s) | CPU s: engine / client | target | GET /jobs?limit=20 p50 / p99 (ms) | limit=100&offset=5000 p50 / p99 (ms) | target p99 |');
+console.log(`\nJobs API — ${new Date().toISOString()} — ${ROWS.toLocaleString('en')} rows of one key, bursts of ${ACCEPT} jobs from 32 clients in another process\n`);
+console.log('| mode | 1,000 jobs accepted (s): fresh process / then | CPU s of that second burst: engine / client | target | GET /jobs?limit=20 p50 / p99 (ms) | limit=100&offset=5000 p50 / p99 (ms) | target p99 |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.mode} | ${r.burst.seconds.toFixed(2)} (${r.burst.accepted} accepted) | ${r.burst.engineCpu.toFixed(2)} / ${r.burst.clientCpu.toFixed(2)} | < 2 s | ${ms(r.first.p50)} / ${ms(r.first.p99)} | ${ms(r.deep.p50)} / ${ms(r.deep.p99)} | < 20 ms |`);
+  const accepted = (b: typeof r.burst) => `${b.seconds.toFixed(2)}${b.accepted === ACCEPT ? '' : ` (${b.accepted} accepted)`}`;
+  console.log(`| ${r.mode} | ${accepted(r.fresh)} / ${accepted(r.burst)} | ${r.burst.engineCpu.toFixed(2)} / ${r.burst.clientCpu.toFixed(2)} | < 2 s | ${ms(r.first.p50)} / ${ms(r.first.p99)} | ${ms(r.deep.p50)} / ${ms(r.deep.p99)} | < 20 ms |`);
 }
