@@ -13,7 +13,7 @@ function cpuModel(): string {
   return line?.split(':')[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
 }
 
-async function sourceRevision(root: string): Promise<string> {
+export async function sourceRevision(root: string): Promise<string> {
   const commit = await output('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
   const dirty = await output('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no']);
   return dirty && dirty !== 'unknown' ? `${commit} + uncommitted changes` : commit;

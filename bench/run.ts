@@ -5,7 +5,6 @@
  * BENCH_COMPARE_ENV="K=V …" (a second engine for the "cold path" column). See bench/README.md.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
@@ -21,9 +20,9 @@ import { readOptions, type BenchOptions } from './options.ts';
 import type { Pair } from './measure.ts';
 import { TARGETS, buildRows, failureNotes } from './report.ts';
 import { renderTable } from './table.ts';
+import { RESULTS_FILE, writeResults } from './results-file.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const RESULTS_FILE = path.join(ROOT, 'bench', 'RESULTS.md');
 /** The whole run is bounded: past this the bench cleans up and exits 1. */
 const WATCHDOG_MS = { quick: 15 * 60_000, full: 60 * 60_000 };
 
@@ -127,7 +126,7 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(report);
   if (options.write) {
-    writeFileSync(RESULTS_FILE, report);
+    writeResults('main', report);
     progress(`wrote ${path.relative(ROOT, RESULTS_FILE)}`);
   }
 }
