@@ -15,7 +15,8 @@ function cpuModel(): string {
 
 export async function sourceRevision(root: string): Promise<string> {
   const commit = await output('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
-  const dirty = await output('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no']);
+  // The results file is what the benchmarks themselves write: it does not make the source differ.
+  const dirty = await output('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/RESULTS.md']);
   return dirty && dirty !== 'unknown' ? `${commit} + uncommitted changes` : commit;
 }
 
