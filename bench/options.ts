@@ -43,7 +43,7 @@ const FULL: Counts = {
   compiledBurst: 60,
   dockerRun: 20,
   bareSequential: 50,
-  bareBurst: 60,
+  bareBurst: 300,
   bareConcurrency: [2, 4],
   chrootPython: 50,
   chrootCompiledSequential: 10,

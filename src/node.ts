@@ -1,4 +1,3 @@
-import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AccessControl } from './access/access.ts';
@@ -117,7 +116,7 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
               initial: settings.warmPoolLanguages.filter((id) => languages.find(id)).map((id) => languages.resolve(id).id),
               maxPerLanguage: settings.warmPoolMaxPerLanguage,
               memoryBudgetMb: settings.warmPoolMemoryMb,
-              startSlots: Math.max(1, os.availableParallelism()),
+              startSlots: settings.warmPoolStarts,
             }
           : null,
       });

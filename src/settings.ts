@@ -55,6 +55,7 @@ export interface Settings {
   warmPool: boolean;
   warmPoolLanguages: string[];
   warmPoolMaxPerLanguage: number;
+  warmPoolStarts: number;
   warmPoolMemoryMb: number;
   managerMemoryBudgetMb: number;
   managerCpuBudget: number;
@@ -177,6 +178,7 @@ export const VARIABLES = [
   variable({ name: 'WARM_POOL', key: 'warmPool', description: 'keep sandbox containers started ahead of demand (1) or start each one cold (0)', default: () => true, parse: (raw, name) => { if (raw !== '0' && raw !== '1') throw new ConfigError(`${name} must be 0 or 1.`); return raw === '1'; } }),
   variable({ name: 'WARM_POOL_LANGUAGES', key: 'warmPoolLanguages', description: 'languages kept warm from the start (others warm up once used)', default: () => ['python', 'javascript', 'bash'], parse: (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean) }),
   variable({ name: 'WARM_POOL_MAX', key: 'warmPoolMaxPerLanguage', description: 'most containers waiting for one language', default: () => Math.max(2, os.availableParallelism()), parse: integer(1, 64) }),
+  variable({ name: 'WARM_POOL_STARTS', key: 'warmPoolStarts', description: 'warm-pool container starts in flight at once', default: () => Math.max(1, os.availableParallelism()), parse: integer(1, 64) }),
   variable({ name: 'WARM_POOL_MEMORY_MB', key: 'warmPoolMemoryMb', description: 'sum of the memory limits of waiting containers', default: () => 2048, parse: integer(64) }),
   variable({ name: 'BODY_LIMIT_BYTES', key: 'bodyLimitBytes', description: 'largest HTTP body accepted', default: () => 2 * 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024) }),
 ] as const;
