@@ -1,7 +1,9 @@
 import type { Language } from '../languages/language.ts';
-import type { ExecutionResult, StepStats } from '../sandbox/execution.ts';
+import { snakeStep } from '../jobs/views.ts';
+import type { ExecutionResult } from '../sandbox/execution.ts';
 
-const stepSchema = {
+/** A step's statistics (`snakeStep`); the compile step also carries the compiler's output. */
+export const stepSchema = {
   type: ['object', 'null'],
   properties: {
     exit_code: { type: ['integer', 'null'] },
@@ -9,6 +11,21 @@ const stepSchema = {
     wall_ms: { type: 'integer' },
     cpu_ms: { type: 'integer' },
     max_rss_kb: { type: 'integer' },
+    warm: { type: 'boolean' },
+    stdout: { type: 'string' },
+    stderr: { type: 'string' },
+  },
+} as const;
+
+/** The same for the camelCase API (`camelStep`). */
+export const camelStepSchema = {
+  type: ['object', 'null'],
+  properties: {
+    exitCode: { type: ['integer', 'null'] },
+    signal: { type: ['string', 'null'] },
+    wallMs: { type: 'integer' },
+    cpuMs: { type: 'integer' },
+    maxRssKb: { type: 'integer' },
     warm: { type: 'boolean' },
     stdout: { type: 'string' },
     stderr: { type: 'string' },
@@ -35,11 +52,6 @@ export const resultSchema = {
   },
 } as const;
 
-function step(stats: StepStats | null, output?: { stdout: string; stderr: string }) {
-  if (!stats) return null;
-  return { exit_code: stats.exitCode, signal: stats.signal, wall_ms: stats.wallMs, cpu_ms: stats.cpuMs, max_rss_kb: stats.maxRssKb, warm: stats.warm === true, ...output };
-}
-
 export function resultJson(language: Language, result: ExecutionResult) {
   return {
     language: language.id,
@@ -52,8 +64,8 @@ export function resultJson(language: Language, result: ExecutionResult) {
     signal: result.signal,
     execution_time_ms: result.executionTimeMs,
     truncated: result.truncated,
-    compile: result.compile && step(result.compile, { stdout: result.compile.stdout, stderr: result.compile.stderr }),
-    run: step(result.run),
+    compile: snakeStep(result.compile),
+    run: snakeStep(result.run),
   };
 }
 

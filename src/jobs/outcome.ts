@@ -37,9 +37,15 @@ export function jobOutcome(result: ExecutionResult, language: Language | null): 
   };
 }
 
+/** The per-step statistics a finished job keeps in `details` (null for steps that did not happen). */
+export function jobSteps(job: JobRecord): Pick<ExecutionResult, 'compile' | 'run'> {
+  const details = (job.details ?? {}) as Partial<Pick<ExecutionResult, 'compile' | 'run'>>;
+  return { compile: details.compile ?? null, run: details.run ?? null };
+}
+
 /** A finished job read back as an execution result (the sync path answers from the database). */
 export function resultFromJob(job: JobRecord): ExecutionResult {
-  const details = (job.details ?? {}) as { compile?: ExecutionResult['compile']; run?: ExecutionResult['run'] };
+  const steps = jobSteps(job);
   const stdoutBytes = job.stdout ?? Buffer.alloc(0);
   const stderrBytes = job.stderr ?? Buffer.alloc(0);
   return {
@@ -51,8 +57,8 @@ export function resultFromJob(job: JobRecord): ExecutionResult {
     signal: job.signal,
     executionTimeMs: job.executionDurationMs ?? 0,
     truncated: job.truncated,
-    compile: details.compile ?? null,
-    run: details.run ?? null,
+    compile: steps.compile,
+    run: steps.run,
     stdoutBytes,
     stderrBytes,
   };

@@ -1,4 +1,6 @@
+import type { StepStats } from '../sandbox/execution.ts';
 import type { JobRecord, JobStatus, JobSummary } from './job.ts';
+import { jobSteps } from './outcome.ts';
 
 /**
  * The two public shapes of a job: braindrill's snake_case (`/jobs`) and Lambex's camelCase
@@ -7,6 +9,22 @@ import type { JobRecord, JobStatus, JobSummary } from './job.ts';
 
 const text = (bytes: Buffer | null): string | null => (bytes === null ? null : bytes.toString('utf8'));
 const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
+
+type Step = StepStats & { stdout?: string; stderr?: string };
+
+/** One step's exit, CPU time and peak memory in snake_case (`/lang` JSON and `/jobs`). */
+export function snakeStep(step: Step | null) {
+  if (!step) return null;
+  const output = step.stdout === undefined ? {} : { stdout: step.stdout, stderr: step.stderr ?? '' };
+  return { exit_code: step.exitCode, signal: step.signal, wall_ms: step.wallMs, cpu_ms: step.cpuMs, max_rss_kb: step.maxRssKb, warm: step.warm === true, ...output };
+}
+
+/** The same in camelCase (`/api/runs`). */
+export function camelStep(step: Step | null) {
+  if (!step) return null;
+  const output = step.stdout === undefined ? {} : { stdout: step.stdout, stderr: step.stderr ?? '' };
+  return { exitCode: step.exitCode, signal: step.signal, wallMs: step.wallMs, cpuMs: step.cpuMs, maxRssKb: step.maxRssKb, warm: step.warm === true, ...output };
+}
 
 export function braindrillJob(job: JobRecord) {
   return {
@@ -29,7 +47,8 @@ export function braindrillJob(job: JobRecord) {
     attempts: job.attempts,
     node_id: job.nodeId,
     worker_id: job.workerId,
-    details: job.details,
+    compile: snakeStep(jobSteps(job).compile),
+    run: snakeStep(jobSteps(job).run),
   };
 }
 
@@ -77,5 +96,7 @@ export function lambexRun(job: JobRecord) {
     truncated: job.truncated,
     startedAt: iso(job.startedAt),
     completedAt: iso(job.completedAt),
+    compile: camelStep(jobSteps(job).compile),
+    run: camelStep(jobSteps(job).run),
   };
 }

@@ -9,6 +9,7 @@ import { DockerStreamDemuxer } from '../../src/sandbox/docker-stream.ts';
 import { FrameDecoder, FrameType, encodeRequest } from '../../src/sandbox/protocol.ts';
 import { ROOT_DIR } from '../../src/settings.ts';
 import { run, startEngine } from '../helpers/engine.ts';
+import { submitJob, waitForJob } from '../helpers/jobs.ts';
 
 // The user program runs beside the supervisor with the same uid: it must not be able to speak for it.
 const engine = await startEngine();
@@ -60,6 +61,25 @@ t.test('step statistics reach the API: exit code, CPU time, peak memory', async 
   t.match(result.compile, { exit_code: 0, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number });
   t.match(result.run, { exit_code: 0, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number });
   t.ok((result.run.max_rss_kb ?? 0) > 0);
+});
+
+t.test('the async APIs carry the same step statistics: /jobs in snake_case, /api/runs in camelCase', async (t) => {
+  const id = await submitJob(engine, { language: 'c', code: '#include <stdio.h>\nint main(){ puts("hi"); return 3; }' });
+  const job = (await waitForJob(engine, id)) as unknown as { exit_code: number; compile: Record<string, unknown>; run: Record<string, unknown> };
+  t.equal(job.exit_code, 3);
+  t.match(job.compile, { exit_code: 0, signal: null, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number, warm: false, stdout: String, stderr: String });
+  t.match(job.run, { exit_code: 3, signal: null, wall_ms: Number, cpu_ms: Number, max_rss_kb: Number, warm: false });
+  t.ok((job.run.max_rss_kb as number) > 0, 'peak memory measured');
+  const run = (await (await engine.request(`/api/runs/${id}`)).json()) as { compile: Record<string, unknown>; run: Record<string, unknown> };
+  t.same(run.run, { exitCode: 3, signal: null, wallMs: job.run.wall_ms, cpuMs: job.run.cpu_ms, maxRssKb: job.run.max_rss_kb, warm: false });
+  t.match(run.compile, { exitCode: 0, wallMs: job.compile.wall_ms, cpuMs: job.compile.cpu_ms, maxRssKb: job.compile.max_rss_kb });
+
+  const failed = await submitJob(engine, { language: 'c', code: 'int main( { return 0; }' });
+  const compileError = (await waitForJob(engine, failed)) as unknown as { reason: string; compile: { exit_code: number; stderr: string }; run: unknown };
+  t.equal(compileError.reason, 'compile_error');
+  t.not(compileError.compile.exit_code, 0);
+  t.match(compileError.compile.stderr, /error/, "the compiler's message is in the compile step");
+  t.equal(compileError.run, null, 'no run step after a failed compile');
 });
 
 t.test('after its result the supervisor waits for the host to close stdin, then exits (and the container goes)', async (t) => {

@@ -3,6 +3,7 @@ import { ValidationError } from '../../errors.ts';
 import { braindrillJob, braindrillJobSummary } from '../../jobs/views.ts';
 import { type SubmissionBody } from '../../validation/submission.ts';
 import { errorResponses, nullable, sendError } from '../errors.ts';
+import { stepSchema } from '../result.ts';
 import type { Services } from '../services.ts';
 import { submissionBodySchema } from './lang.ts';
 
@@ -53,7 +54,8 @@ export const jobSchema = {
     attempts: { type: 'integer' },
     node_id: nullable('string'),
     worker_id: nullable('string'),
-    details: { type: ['object', 'null'], additionalProperties: true },
+    compile: stepSchema,
+    run: stepSchema,
   },
 } as const;
 

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { lambexRun } from '../../jobs/views.ts';
 import type { SubmissionBody } from '../../validation/submission.ts';
 import { errorResponses, nullable, sendError } from '../errors.ts';
+import { camelStepSchema } from '../result.ts';
 import type { Services } from '../services.ts';
 import { ownerOf, parseJobId } from './jobs.ts';
 import { submissionBodySchema } from './lang.ts';
@@ -57,6 +58,8 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
               truncated: { type: 'boolean' },
               startedAt: nullable('string'),
               completedAt: nullable('string'),
+              compile: camelStepSchema,
+              run: camelStepSchema,
             },
           },
           ...errorResponses,
