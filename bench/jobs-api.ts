@@ -7,18 +7,17 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { hashKey, keyId } from '../src/access/keys.ts';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/db/database.ts';
 import { JobStore } from '../src/jobs/store.ts';
+import { ROOT_DIR } from '../src/settings.ts';
 import type { NewJob } from '../src/jobs/job.ts';
 import { startEngine, type Engine } from './engine.ts';
 import { sourceRevision } from './machine.ts';
 import { JOBS_HEADING, writeResults } from './results-file.ts';
 import { startPostgres } from '../test/helpers/postgres.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ACCEPT = Number(process.env.BENCH_JOBS_ACCEPT ?? 1000);
 const ROWS = Number(process.env.BENCH_JOBS_ROWS ?? 100_000);
 const READS = 200;
@@ -81,7 +80,7 @@ async function measure(mode: string, env: Record<string, string>) {
   const settings = { CONCURRENCY: '0', WARM_POOL: '0', LOG_LEVEL: 'warn', RATE_LIMIT_MAX_REQUESTS: '1000000', KEY_MAX_QUEUED_JOBS: '1000000', MAX_BACKLOG: '10000000', IP_RATE_LIMIT_MAX: '10000000', RATE_LIMIT_READ_MAX_REQUESTS: '1000000' };
   await seed(env);
   // The engine in its own process, as deployed: the 32 clients here do not share its event loop.
-  const engine = await startEngine(ROOT, `bench-jobs-${randomUUID().slice(0, 6)}`, { ...env, ...settings });
+  const engine = await startEngine(ROOT_DIR, `bench-jobs-${randomUUID().slice(0, 6)}`, { ...env, ...settings });
   try {
     await listLatency(engine, 'limit=20');
     // Two bursts: a fresh process (JIT compiling, the embedded database growing its files), then the
@@ -114,7 +113,7 @@ const ms = (v: number) => v.toFixed(1);
 const lines = [
   JOBS_HEADING,
   '',
-  `- ${new Date().toISOString()}; ${ROWS.toLocaleString('en')} finished jobs of one key in the table (vacuumed, as autovacuum leaves it); bursts of ${ACCEPT} submissions from 32 concurrent clients in the bench process against the build in its own process, no workers (acceptance only); source ${await sourceRevision(ROOT)}`,
+  `- ${new Date().toISOString()}; ${ROWS.toLocaleString('en')} finished jobs of one key in the table (vacuumed, as autovacuum leaves it); bursts of ${ACCEPT} submissions from 32 concurrent clients in the bench process against the build in its own process, no workers (acceptance only); source ${await sourceRevision(ROOT_DIR)}`,
   '',
   '| mode | 1,000 jobs accepted (s): fresh process / then | CPU s of that second burst: engine / client | target | GET /jobs?limit=20 p50 / p99 (ms) | limit=100&offset=5000 p50 / p99 (ms) | target p99 |',
   '|---|---|---|---|---|---|---|',

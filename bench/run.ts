@@ -6,12 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { loadLanguages } from '../src/languages/language.ts';
 import { LanguageRegistry } from '../src/languages/registry.ts';
 import { Label } from '../src/sandbox/container.ts';
 import { runtimeImageTag } from '../src/sandbox/image.ts';
+import { ROOT_DIR } from '../src/settings.ts';
 import { startEngine, stopAllEngines, type Engine } from './engine.ts';
 import { sleep } from './exec.ts';
 import { describeMachine, watchIdle } from './machine.ts';
@@ -22,7 +22,6 @@ import { TARGETS, buildRows, failureNotes } from './report.ts';
 import { renderTable } from './table.ts';
 import { RESULTS_FILE, writeResults } from './results-file.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The whole run is bounded: past this the bench cleans up and exits 1. */
 const WATCHDOG_MS = { quick: 15 * 60_000, full: 60 * 60_000 };
 
@@ -45,7 +44,7 @@ function exitAfterCleanUp(code: number, why: string): void {
 /** Starts an engine, runs `task` on it, stops it (also on failure or interrupt); returns the engine's log. */
 async function withEngine<T>(nodeId: string, env: Record<string, string>, task: (engine: Engine) => Promise<T>): Promise<{ value: T; log: string[] }> {
   progress(`starting engine ${nodeId}${Object.keys(env).length ? ` with ${envText(env)}` : ''}`);
-  const engine = await startEngine(ROOT, nodeId, env);
+  const engine = await startEngine(ROOT_DIR, nodeId, env);
   try {
     return { value: await task(engine), log: engine.warnings() };
   } finally {
@@ -87,14 +86,14 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => exitAfterCleanUp(130, 'interrupted'));
   process.once('SIGTERM', () => exitAfterCleanUp(143, 'terminated'));
 
-  const image = process.env.RUNTIME_IMAGE ?? runtimeImageTag(path.join(ROOT, 'images', 'runtime'));
-  const languages = new LanguageRegistry(loadLanguages(process.env.LANGUAGES_FILE ?? path.join(ROOT, 'config', 'languages.json')));
+  const image = process.env.RUNTIME_IMAGE ?? runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime'));
+  const languages = new LanguageRegistry(loadLanguages(process.env.LANGUAGES_FILE ?? path.join(ROOT_DIR, 'config', 'languages.json')));
   const runId = randomBytes(3).toString('hex');
   const ids = { baseline: `bench-${runId}-baseline`, engine: `bench-${runId}`, cold: `bench-${runId}-cold`, cluster: `bench-${runId}-cluster` };
   // On an interrupt: engines first (they remove their own containers), then whatever is left of this run.
   cleanups.add(async () => void (await leftoverContainers(Object.values(ids))));
   cleanups.add(stopAllEngines);
-  const header = await describeMachine(ROOT, image);
+  const header = await describeMachine(ROOT_DIR, image);
   header.push(`- engine: \`node dist/src/main.js\` (the build), embedded mode, env ${envText(options.engineEnv)}${options.compareEnv ? `; cold-path column: ${envText({ ...options.engineEnv, ...options.compareEnv })}` : ''}`);
 
   const idleWatch = watchIdle();
@@ -107,7 +106,7 @@ async function main(): Promise<void> {
     cold = run.value;
     coldLog = run.log;
   }
-  const cluster = await measureClusterIdle(options, ROOT, ids.cluster);
+  const cluster = await measureClusterIdle(options, ROOT_DIR, ids.cluster);
   const leftovers = await leftoverContainers([...Object.values(ids), `${ids.cluster}-manager`]);
   clearTimeout(watchdog);
   header.push(`- during the run: ${idleWatch.stop()}`);
@@ -127,7 +126,7 @@ async function main(): Promise<void> {
   process.stdout.write(report);
   if (options.write) {
     writeResults('main', report);
-    progress(`wrote ${path.relative(ROOT, RESULTS_FILE)}`);
+    progress(`wrote ${path.relative(ROOT_DIR, RESULTS_FILE)}`);
   }
 }
 

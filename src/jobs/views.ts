@@ -27,6 +27,7 @@ export function camelStep(step: Step | null) {
 }
 
 export function braindrillJob(job: JobRecord) {
+  const steps = jobSteps(job);
   return {
     job_id: job.id,
     language: job.language,
@@ -47,8 +48,8 @@ export function braindrillJob(job: JobRecord) {
     attempts: job.attempts,
     node_id: job.nodeId,
     worker_id: job.workerId,
-    compile: snakeStep(jobSteps(job).compile),
-    run: snakeStep(jobSteps(job).run),
+    compile: snakeStep(steps.compile),
+    run: snakeStep(steps.run),
   };
 }
 
@@ -79,6 +80,7 @@ export function lambexStatus(status: JobStatus): LambexStatus {
 }
 
 export function lambexRun(job: JobRecord) {
+  const steps = jobSteps(job);
   return {
     id: job.id,
     language: job.language,
@@ -96,7 +98,7 @@ export function lambexRun(job: JobRecord) {
     truncated: job.truncated,
     startedAt: iso(job.startedAt),
     completedAt: iso(job.completedAt),
-    compile: camelStep(jobSteps(job).compile),
-    run: camelStep(jobSteps(job).run),
+    compile: camelStep(steps.compile),
+    run: camelStep(steps.run),
   };
 }
