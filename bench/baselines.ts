@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { Language } from '../src/languages/language.ts';
-import { containerOptions } from '../src/sandbox/container.ts';
+import { containerOptions } from '../src/sandbox/docker-options.ts';
 import { expandArgv } from '../src/sandbox/plan.ts';
 import { exec, runPool } from './exec.ts';
 import type { Program } from './programs.ts';

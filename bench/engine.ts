@@ -3,8 +3,9 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from '../test/helpers/process.ts';
-import { ensureBuilt, nodeArgs } from '../test/helpers/build.ts';
+import { freePort } from '../support/free-port.ts';
+import { ensureBuilt } from '../support/build.ts';
+import { ROOT_DIR } from '../src/settings.ts';
 import { sleep } from './exec.ts';
 
 export const API_KEY = 'dev-key-12345';
@@ -81,10 +82,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
  * port with its own data dir (unless `extraEnv` names one), and waits for /ready.
  */
 export async function startEngine(root: string, nodeId: string, extraEnv: Record<string, string>): Promise<Engine> {
-  await ensureBuilt();
+  // This checkout is built here; another one (bench:versus compares two) was built by its caller.
+  if (root === ROOT_DIR) await ensureBuilt();
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-bench-data-'));
-  const child = spawn(process.execPath, nodeArgs('build'), {
+  const child = spawn(process.execPath, [path.join(root, 'dist', 'src', 'main.js')], {
     cwd: root,
     env: { ...process.env, ...BENCH_ENGINE_ENV, DATA_DIR: dataDir, ...extraEnv, PORT: String(port), NODE_ID: nodeId },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { hashKey, keyId } from '../src/access/keys.ts';
+import { hashKey, keyId } from '../src/access/api-keys.ts';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/db/database.ts';
 import { JobStore } from '../src/jobs/store.ts';
@@ -15,8 +15,8 @@ import { ROOT_DIR } from '../src/settings.ts';
 import type { NewJob } from '../src/jobs/job.ts';
 import { startEngine, type Engine } from './engine.ts';
 import { sourceRevision } from './machine.ts';
-import { JOBS_HEADING, writeResults } from './results-file.ts';
-import { startPostgres } from '../test/helpers/postgres.ts';
+import { HEADINGS, writeResults } from './results-file.ts';
+import { startPostgres } from '../support/postgres.ts';
 
 const ACCEPT = Number(process.env.BENCH_JOBS_ACCEPT ?? 1000);
 const ROWS = Number(process.env.BENCH_JOBS_ROWS ?? 100_000);
@@ -111,7 +111,7 @@ try {
 
 const ms = (v: number) => v.toFixed(1);
 const lines = [
-  JOBS_HEADING,
+  HEADINGS.jobs,
   '',
   `- ${new Date().toISOString()}; ${ROWS.toLocaleString('en')} finished jobs of one key in the table (vacuumed, as autovacuum leaves it); bursts of ${ACCEPT} submissions from 32 concurrent clients in the bench process against the build in its own process, no workers (acceptance only); source ${await sourceRevision(ROOT_DIR)}`,
   '',

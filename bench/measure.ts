@@ -10,8 +10,8 @@ import {
   dockerRunSequential,
   hardenedOptions,
 } from './baselines.ts';
-import { startPostgres } from '../test/helpers/postgres.ts';
-import { startRedis } from '../test/helpers/redis.ts';
+import { startPostgres } from '../support/postgres.ts';
+import { startRedis } from '../support/redis.ts';
 import { startEngine, type Engine, type MemoryUse } from './engine.ts';
 import { sleep } from './exec.ts';
 import { burst, openLoop, rssDuringFlood, sequential, warmUp, type OpenLoopResult, type RssProbe } from './load.ts';

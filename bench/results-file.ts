@@ -2,19 +2,27 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** bench/RESULTS.md: the execution benchmark (`npm run bench`), then the jobs API's section (`npm run bench:jobs`). */
+/**
+ * bench/RESULTS.md: the execution benchmark (`npm run bench`), then the jobs API's section
+ * (`npm run bench:jobs`), then the before/after comparison (`npm run bench:versus`). Each benchmark
+ * replaces its own part and keeps the others.
+ */
 export const RESULTS_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'RESULTS.md');
-export const JOBS_HEADING = '## Jobs API (`npm run bench:jobs`)';
+export const HEADINGS = { jobs: '## Jobs API (`npm run bench:jobs`)', versus: '## Before and after (`npm run bench:versus`)' } as const;
+type Part = 'main' | keyof typeof HEADINGS;
+const ORDER: Part[] = ['main', 'jobs', 'versus'];
 
-function current(): { main: string; jobs: string } {
+function current(): Record<Part, string> {
   const text = existsSync(RESULTS_FILE) ? readFileSync(RESULTS_FILE, 'utf8') : '';
-  const at = text.indexOf(JOBS_HEADING);
-  return at < 0 ? { main: text, jobs: '' } : { main: text.slice(0, at), jobs: text.slice(at) };
+  const starts = ORDER.map((part) => ({ part, at: part === 'main' ? 0 : text.indexOf(HEADINGS[part]) })).filter(({ at }) => at >= 0).sort((a, b) => a.at - b.at);
+  const parts: Record<Part, string> = { main: '', jobs: '', versus: '' };
+  starts.forEach(({ part, at }, index) => (parts[part] = text.slice(at, starts[index + 1]?.at ?? text.length)));
+  return parts;
 }
 
-/** Replaces one of the two parts, keeping the other as it was written by its own benchmark. */
-export function writeResults(part: 'main' | 'jobs', text: string): void {
+/** Replaces one part, keeping the others as their own benchmarks wrote them. */
+export function writeResults(part: Part, text: string): void {
   const parts = current();
   parts[part] = text;
-  writeFileSync(RESULTS_FILE, `${parts.main.trimEnd()}\n\n${parts.jobs.trimEnd()}\n`.replace(/^\n+/, ''));
+  writeFileSync(RESULTS_FILE, `${ORDER.map((p) => parts[p].trim()).filter(Boolean).join('\n\n')}\n`);
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { loadLanguages } from '../src/languages/language.ts';
 import { LanguageRegistry } from '../src/languages/registry.ts';
-import { Label } from '../src/sandbox/container.ts';
+import { Label } from '../src/sandbox/docker-options.ts';
 import { runtimeImageTag } from '../src/sandbox/image.ts';
 import { ROOT_DIR } from '../src/settings.ts';
 import { startEngine, stopAllEngines, type Engine } from './engine.ts';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { BraindrillError } from './errors.ts';
-import { startNode } from './node.ts';
+import { startNode } from './node/start-node.ts';
 import { loadSettings } from './settings.ts';
 
 /** The only place that exits the process. */

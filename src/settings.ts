@@ -28,6 +28,7 @@ export interface Settings {
   port: number;
   logLevel: LogLevel;
   redisUrl: string | null;
+  redisPrefix: string;
   databaseUrl: string | null;
   dataDir: string;
   dockerSocket: string;
@@ -135,6 +136,11 @@ const trustProxy: Parser<boolean | string[]> = (raw, name) => {
   return entries;
 };
 
+const redisPrefix: Parser<string> = (raw, name) => {
+  if (!/^[A-Za-z0-9:_.{}-]{1,64}$/.test(raw)) throw new ConfigError(`${name}=${JSON.stringify(raw)} must be 1-64 characters of A-Z a-z 0-9 : _ . - { }.`);
+  return raw;
+};
+
 function variable<K extends keyof Settings>(v: Variable<K>): Variable<K> {
   return v;
 }
@@ -151,6 +157,7 @@ export const VARIABLES = [
   variable({ name: 'PORT', key: 'port', description: 'HTTP port', default: () => 8080, parse: integer(0, 65535) }),
   variable({ name: 'LOG_LEVEL', key: 'logLevel', description: 'pino level', default: () => 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }),
   variable({ name: 'REDIS_URL', key: 'redisUrl', description: 'Redis for the cluster; unset: in-process bus', default: () => null, parse: url('redis:', 'rediss:') }),
+  variable({ name: 'REDIS_PREFIX', key: 'redisPrefix', description: 'prefix of every Redis key and channel the engine uses (two deployments may share a Redis)', default: () => 'braindrill:', parse: redisPrefix }),
   variable({ name: 'DATABASE_URL', key: 'databaseUrl', description: 'PostgreSQL; unset: embedded PGlite in DATA_DIR', default: () => null, parse: url('postgres:', 'postgresql:') }),
   variable({ name: 'DATA_DIR', key: 'dataDir', description: 'embedded database directory', default: () => path.join(ROOT_DIR, 'data'), parse: text }),
   variable({ name: 'DOCKER_SOCKET', key: 'dockerSocket', description: 'Docker Engine socket', default: () => '/var/run/docker.sock', parse: text }),

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { DatabaseUnavailableError, isConnectionError } from '../db/errors.ts';
+import { DatabaseUnavailableError, isConnectionError } from '../db/unavailable.ts';
 import type { Schema } from '../db/schema.ts';
-import { hashKey, keyId, type ApiKey } from './keys.ts';
+import { hashKey, keyId, type ApiKey } from './api-keys.ts';
 
 export interface StoredKey {
   id: string;

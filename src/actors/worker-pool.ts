@@ -1,72 +1,202 @@
 import { randomUUID } from 'node:crypto';
-import type { ExecutionPlan, ExecutionResult } from '../sandbox/execution.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { Budget } from '../sandbox/budget.ts';
+import { resultWithoutRun, type ExecutionPlan } from '../sandbox/execution.ts';
+import { initialMemoryMb } from '../sandbox/plan.ts';
 import type { RunFunction } from './runner.ts';
 import { dispatch, spawn, stop, type Ref } from './system.ts';
-import { spawnWorker, type ExecutionReply, type ExecutionStarted, type WorkerMessage } from './worker.ts';
+import { spawnWorker, type ExecutionReply, type WorkerIdle, type WorkerMessage } from './worker.ts';
 
 export interface PoolStats {
   workers: number;
   idle: number;
   busy: number;
   queued: number;
+  /** Executions this pool could start now or as soon as a busy worker is free (waiting ones that may run next count against it). */
+  capacity: number;
   list: { id: string; busy: boolean; executionId: string | null; startedAt: number }[];
 }
 
 export type PoolMessage =
-  | { type: 'submit'; plan: ExecutionPlan; owner?: string | null; replyTo: Ref<ExecutionReply>; onStart?: Ref<ExecutionStarted> }
+  | { type: 'submit'; plan: ExecutionPlan; owner?: string | null; replyTo: Ref<ExecutionReply>; onStart?: (worker: string) => void }
   | { type: 'cancel'; executionId: string }
-  | { type: 'worker-idle'; worker: string }
+  | WorkerIdle
   | { type: 'resize'; count: number }
   | { type: 'retire'; worker: string }
   | { type: 'stats'; replyTo: Ref<PoolStats> };
-
-interface Pending {
-  plan: ExecutionPlan;
-  owner: string | null;
-  replyTo: Ref<ExecutionReply>;
-  onStart?: Ref<ExecutionStarted>;
-  controller: AbortController;
-}
-
-interface PoolState {
-  workers: Map<string, Ref<WorkerMessage>>;
-  idle: string[];
-  busy: Map<string, Pending>;
-  queue: Pending[];
-  /** Workers asked to stop; a busy one stops when its execution ends, never mid-run. */
-  retiring: Set<string>;
-  /** When each worker was spawned (ms since the epoch). */
-  born: Map<string, number>;
-  /** Executions running per owner (API key), for KEY_MAX_RUNNING_JOBS. */
-  runningByOwner: Map<string, number>;
-}
 
 export interface PoolOptions {
   size: number;
   /** At most this many executions of one owner run at once; the rest wait without blocking others. */
   maxRunningPerOwner?: number;
+  /** The sum of the memory and CPU limits of running executions stays within this. */
+  budget?: { memoryMb: number; cpus: number };
   run: RunFunction;
   metrics: Metrics;
   log: Logger;
 }
 
-function cancelledResult(): ExecutionResult {
-  return {
-    status: 'failed',
-    reason: 'cancelled',
-    stdout: '',
-    stderr: '',
-    exitCode: null,
-    signal: null,
-    executionTimeMs: 0,
-    truncated: false,
-    compile: null,
-    run: null,
-    stdoutBytes: Buffer.alloc(0),
-    stderrBytes: Buffer.alloc(0),
-  };
+interface Pending {
+  plan: ExecutionPlan;
+  owner: string | null;
+  replyTo: Ref<ExecutionReply>;
+  onStart: ((worker: string) => void) | undefined;
+  controller: AbortController;
+  /** What the execution takes from the budget while it runs. */
+  memoryMb: number;
+  cpus: number;
+}
+
+/**
+ * The pool's state and its scheduling rules: FIFO, at most `maxRunningPerOwner` of one owner running,
+ * within the budget, never a second execution on a worker, never a running execution interrupted.
+ */
+class Pool {
+  readonly workers = new Map<string, Ref<WorkerMessage>>();
+  idle: string[] = [];
+  readonly busy = new Map<string, Pending>();
+  readonly queue: Pending[] = [];
+  /** Workers asked to stop; a busy one stops when its execution ends, never mid-run. */
+  readonly retiring = new Set<string>();
+  /** When each worker was spawned (ms since the epoch). */
+  readonly born = new Map<string, number>();
+  /** Executions running per owner (API key), for KEY_MAX_RUNNING_JOBS. */
+  readonly runningByOwner = new Map<string, number>();
+  private readonly budget: Budget | null;
+  private readonly maxPerOwner: number;
+
+  constructor(private readonly options: PoolOptions) {
+    this.budget = options.budget ? new Budget(options.budget.memoryMb, options.budget.cpus) : null;
+    this.maxPerOwner = options.maxRunningPerOwner ?? Number.POSITIVE_INFINITY;
+  }
+
+  private eligible(pending: Pending): boolean {
+    return pending.owner === null || (this.runningByOwner.get(pending.owner) ?? 0) < this.maxPerOwner;
+  }
+
+  submit(message: Extract<PoolMessage, { type: 'submit' }>): void {
+    const { plan } = message;
+    this.queue.push({
+      plan,
+      owner: message.owner ?? null,
+      replyTo: message.replyTo,
+      onStart: message.onStart,
+      controller: new AbortController(),
+      memoryMb: this.budget ? initialMemoryMb(plan.language) : 0,
+      cpus: this.budget ? plan.language.limits.cpus : 0,
+    });
+    this.options.metrics.queueDepth.labels(plan.language.id).inc();
+    this.startWaiting();
+  }
+
+  /**
+   * Takes the oldest waiting execution whose owner is under its running limit, if it fits the budget.
+   * One that does not fit waits first in line: smaller ones never overtake it.
+   */
+  private takeNext(): Pending | undefined {
+    const index = this.queue.findIndex((p) => this.eligible(p));
+    const next = this.queue[index];
+    if (!next || (this.budget && !this.budget.take(next.memoryMb, next.cpus))) return undefined;
+    this.queue.splice(index, 1);
+    this.options.metrics.queueDepth.labels(next.plan.language.id).dec();
+    return next;
+  }
+
+  /** Hands waiting executions to idle workers while any can start. */
+  private startWaiting(): void {
+    for (let worker = this.idle[0]; worker !== undefined; worker = this.idle[0]) {
+      const next = this.takeNext();
+      const ref = this.workers.get(worker);
+      if (!next || !ref) return;
+      this.idle.shift();
+      this.busy.set(worker, next);
+      if (next.owner !== null) this.runningByOwner.set(next.owner, (this.runningByOwner.get(next.owner) ?? 0) + 1);
+      dispatch(ref, { type: 'run', plan: next.plan, signal: next.controller.signal, replyTo: next.replyTo, onStart: next.onStart });
+    }
+  }
+
+  workerIdle(worker: string): void {
+    const finished = this.busy.get(worker);
+    this.busy.delete(worker);
+    if (finished) {
+      this.budget?.release(finished.memoryMb, finished.cpus);
+      if (finished.owner !== null) {
+        const running = (this.runningByOwner.get(finished.owner) ?? 1) - 1;
+        if (running > 0) this.runningByOwner.set(finished.owner, running);
+        else this.runningByOwner.delete(finished.owner);
+      }
+    }
+    if (this.retiring.has(worker)) this.retire(worker);
+    else if (this.workers.has(worker) && !this.idle.includes(worker)) this.idle.push(worker);
+    this.startWaiting();
+  }
+
+  /** A waiting execution answers `cancelled` at once; a running one has its signal aborted. */
+  cancel(executionId: string): void {
+    const index = this.queue.findIndex((p) => p.plan.id === executionId);
+    const [waiting] = index >= 0 ? this.queue.splice(index, 1) : [];
+    if (waiting) {
+      this.options.metrics.queueDepth.labels(waiting.plan.language.id).dec();
+      dispatch(waiting.replyTo, { type: 'result', executionId, result: resultWithoutRun('cancelled') });
+      // It may have been first in line for the budget.
+      this.startWaiting();
+    }
+    for (const pending of this.busy.values()) if (pending.plan.id === executionId) pending.controller.abort();
+  }
+
+  resize(count: number, self: Ref<PoolMessage>): void {
+    const active = [...this.workers.keys()].filter((name) => !this.retiring.has(name));
+    for (let i = active.length; i < count; i++) {
+      const name = randomUUID();
+      this.born.set(name, Date.now());
+      this.workers.set(name, spawnWorker(self, name, this.options.run, this.options.log));
+      dispatch(self, { type: 'worker-idle', worker: name });
+    }
+    // Retire idle workers first, busy ones after their execution.
+    const surplus = active.length - count;
+    const byPreference = [...active.filter((n) => this.idle.includes(n)), ...active.filter((n) => !this.idle.includes(n))];
+    for (const name of byPreference.slice(0, Math.max(0, surplus))) this.markRetiring(name);
+  }
+
+  markRetiring(name: string): void {
+    if (!this.workers.has(name)) return;
+    this.retiring.add(name);
+    if (this.idle.includes(name)) this.retire(name);
+  }
+
+  private retire(name: string): void {
+    const ref = this.workers.get(name);
+    if (ref) stop(ref);
+    this.workers.delete(name);
+    this.born.delete(name);
+    this.retiring.delete(name);
+    this.idle = this.idle.filter((n) => n !== name);
+  }
+
+  /**
+   * Workers that will be free for new work: active (not retiring) ones not running anything, less the
+   * waiting executions that may take them. One waiting behind its owner's limit takes no worker.
+   */
+  stats(): PoolStats {
+    const active = [...this.workers.keys()].filter((name) => !this.retiring.has(name));
+    const free = active.filter((name) => !this.busy.has(name)).length;
+    return {
+      workers: this.workers.size,
+      idle: this.idle.length,
+      busy: this.busy.size,
+      queued: this.queue.length,
+      capacity: Math.max(0, free - this.queue.filter((p) => this.eligible(p)).length),
+      list: [...this.workers.keys()].map((id) => {
+        const pending = this.busy.get(id);
+        return { id, busy: pending !== undefined, executionId: pending?.plan.id ?? null, startedAt: this.born.get(id) ?? Date.now() };
+      }),
+    };
+  }
+
+  get size(): number {
+    return this.workers.size - this.retiring.size;
+  }
 }
 
 /**
@@ -75,126 +205,23 @@ function cancelledResult(): ExecutionResult {
  */
 export function spawnWorkerPool(parent: Ref<never>, options: PoolOptions): Ref<PoolMessage> {
   const { metrics, log } = options;
-  const updatePoolSize = (state: PoolState) => {
-    metrics.workerPoolSize.set(state.workers.size - state.retiring.size);
-  };
-
-  const maxPerOwner = options.maxRunningPerOwner ?? Number.POSITIVE_INFINITY;
-  const eligible = (state: PoolState, pending: Pending) =>
-    pending.owner === null || (state.runningByOwner.get(pending.owner) ?? 0) < maxPerOwner;
-
-  /** Takes the oldest waiting execution whose owner is under its running limit. */
-  function takeNext(state: PoolState): Pending | undefined {
-    const index = state.queue.findIndex((p) => eligible(state, p));
-    if (index < 0) return undefined;
-    const [next] = state.queue.splice(index, 1);
-    metrics.queueDepth.labels(next!.plan.language.id).dec();
-    return next;
-  }
-
-  function assign(state: PoolState, worker: string, pending: Pending): void {
-    state.busy.set(worker, pending);
-    if (pending.owner !== null) state.runningByOwner.set(pending.owner, (state.runningByOwner.get(pending.owner) ?? 0) + 1);
-    dispatch(state.workers.get(worker)!, { type: 'run', plan: pending.plan, signal: pending.controller.signal, replyTo: pending.replyTo, onStart: pending.onStart });
-  }
-
-  function resize(state: PoolState, count: number, self: Ref<PoolMessage>): void {
-    const active = [...state.workers.keys()].filter((name) => !state.retiring.has(name));
-    for (let i = active.length; i < count; i++) {
-      const name = randomUUID();
-      state.born.set(name, Date.now());
-      state.workers.set(name, spawnWorker(self, name, options.run, log));
-      dispatch(self, { type: 'worker-idle', worker: name });
-    }
-    // Retire idle workers first, busy ones after their execution.
-    const surplus = active.length - count;
-    const byPreference = [...active.filter((n) => state.idle.includes(n)), ...active.filter((n) => !state.idle.includes(n))];
-    for (const name of byPreference.slice(0, Math.max(0, surplus))) {
-      state.retiring.add(name);
-      if (state.idle.includes(name)) retire(state, name);
-    }
-    updatePoolSize(state);
-  }
-
-  function retire(state: PoolState, name: string): void {
-    const ref = state.workers.get(name);
-    if (ref) stop(ref);
-    state.workers.delete(name);
-    state.born.delete(name);
-    state.retiring.delete(name);
-    state.idle = state.idle.filter((n) => n !== name);
-  }
-
   const self: Ref<PoolMessage> = spawn(
     parent,
-    (state: PoolState, message: PoolMessage, ctx): PoolState => {
+    (pool: Pool, message: PoolMessage, ctx): Pool => {
       switch (message.type) {
-        case 'submit': {
-          const pending: Pending = { plan: message.plan, owner: message.owner ?? null, replyTo: message.replyTo, onStart: message.onStart, controller: new AbortController() };
-          const worker = eligible(state, pending) ? state.idle.shift() : undefined;
-          if (worker) assign(state, worker, pending);
-          else {
-            state.queue.push(pending);
-            metrics.queueDepth.labels(message.plan.language.id).inc();
-          }
-          return state;
-        }
-        case 'worker-idle': {
-          const finished = state.busy.get(message.worker);
-          state.busy.delete(message.worker);
-          if (finished?.owner) {
-            const running = (state.runningByOwner.get(finished.owner) ?? 1) - 1;
-            if (running > 0) state.runningByOwner.set(finished.owner, running);
-            else state.runningByOwner.delete(finished.owner);
-          }
-          if (state.retiring.has(message.worker)) retire(state, message.worker);
-          else if (state.workers.has(message.worker)) {
-            const next = takeNext(state);
-            if (next) assign(state, message.worker, next);
-            else if (!state.idle.includes(message.worker)) state.idle.push(message.worker);
-          }
-          updatePoolSize(state);
-          return state;
-        }
-        case 'cancel': {
-          const index = state.queue.findIndex((p) => p.plan.id === message.executionId);
-          if (index >= 0) {
-            const [pending] = state.queue.splice(index, 1);
-            metrics.queueDepth.labels(pending!.plan.language.id).dec();
-            dispatch(pending!.replyTo, { type: 'result', executionId: pending!.plan.id, result: cancelledResult() });
-          }
-          for (const pending of state.busy.values()) {
-            if (pending.plan.id === message.executionId) pending.controller.abort();
-          }
-          return state;
-        }
-        case 'resize':
-          resize(state, message.count, ctx.self);
-          return state;
-        case 'retire':
-          if (state.workers.has(message.worker)) {
-            state.retiring.add(message.worker);
-            if (state.idle.includes(message.worker)) retire(state, message.worker);
-            updatePoolSize(state);
-          }
-          return state;
-        case 'stats':
-          dispatch(message.replyTo, {
-            workers: state.workers.size,
-            idle: state.idle.length,
-            busy: state.busy.size,
-            queued: state.queue.length,
-            list: [...state.workers.keys()].map((id) => {
-              const pending = state.busy.get(id);
-              return { id, busy: pending !== undefined, executionId: pending?.plan.id ?? null, startedAt: state.born.get(id) ?? Date.now() };
-            }),
-          });
-          return state;
+        case 'submit': pool.submit(message); break;
+        case 'worker-idle': pool.workerIdle(message.worker); break;
+        case 'cancel': pool.cancel(message.executionId); break;
+        case 'resize': pool.resize(message.count, ctx.self); break;
+        case 'retire': pool.markRetiring(message.worker); break;
+        case 'stats': dispatch(message.replyTo, pool.stats()); break;
       }
+      metrics.workerPoolSize.set(pool.size);
+      return pool;
     },
     'worker-pool',
     {
-      initialStateFunc: (): PoolState => ({ workers: new Map(), idle: [], busy: new Map(), queue: [], retiring: new Set<string>(), born: new Map(), runningByOwner: new Map() }),
+      initialStateFunc: () => new Pool(options),
       onCrash: (message, error, ctx) => {
         log.error({ err: error, message: message?.type }, 'worker pool failed on a message; resuming');
         return ctx.resume;

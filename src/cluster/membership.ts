@@ -1,12 +1,10 @@
 import type { Redis } from 'ioredis';
-import { PREFIX } from './redis.ts';
+import type { MemberKind, RedisKeys } from '../redis/redis-keys.ts';
 
 /** Heartbeats every 3 s; a member whose key is not refreshed for 8 s (two missed beats) is gone. */
 export const HEARTBEAT_MS = 3000;
-export const MEMBER_TTL_SECONDS = 8;
+const MEMBER_TTL_SECONDS = 8;
 
-const SETS = { api: `${PREFIX}members:api`, manager: `${PREFIX}members:managers`, worker: `${PREFIX}members:workers` } as const;
-export const memberKey = (kind: 'api' | 'manager' | 'worker', id: string) => `${kind}:${id}`;
 
 export type WorkerStatus = 'IDLE' | 'BUSY';
 
@@ -24,15 +22,18 @@ export interface WorkerInfo {
  * so listing never needs KEYS. A set member whose key expired is pruned when it is read.
  */
 export class Membership {
-  constructor(private readonly redis: Redis) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
 
   async heartbeat(kind: 'api' | 'manager', id: string, info: Record<string, string | number>): Promise<void> {
-    const key = memberKey(kind, id);
+    const key = this.keys.member(kind, id);
     await this.redis
       .multi()
       .hset(key, info)
       .expire(key, MEMBER_TTL_SECONDS)
-      .sadd(SETS[kind], id)
+      .sadd(this.keys.members(kind), id)
       .exec();
   }
 
@@ -40,42 +41,42 @@ export class Membership {
     if (workers.length === 0) return;
     const tx = this.redis.multi();
     for (const w of workers) {
-      const key = memberKey('worker', w.id);
+      const key = this.keys.member('worker', w.id);
       tx.hset(key, { managerId: w.managerId, status: w.status, currentJobId: w.currentJobId ?? '', startedAt: w.startedAt })
         .expire(key, MEMBER_TTL_SECONDS)
-        .sadd(SETS.worker, w.id);
+        .sadd(this.keys.members('worker'), w.id);
     }
     await tx.exec();
   }
 
-  async remove(kind: 'api' | 'manager' | 'worker', ids: string[]): Promise<void> {
+  async remove(kind: MemberKind, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const tx = this.redis.multi();
-    for (const id of ids) tx.del(memberKey(kind, id)).srem(SETS[kind], id);
+    for (const id of ids) tx.del(this.keys.member(kind, id)).srem(this.keys.members(kind), id);
     await tx.exec();
   }
 
   /** Live ids of a kind; expired ones are pruned from the set. */
-  async live(kind: 'api' | 'manager' | 'worker'): Promise<string[]> {
-    const ids = await this.redis.smembers(SETS[kind]);
+  async live(kind: MemberKind): Promise<string[]> {
+    const ids = await this.redis.smembers(this.keys.members(kind));
     if (ids.length === 0) return [];
     const tx = this.redis.multi();
-    for (const id of ids) tx.exists(memberKey(kind, id));
+    for (const id of ids) tx.exists(this.keys.member(kind, id));
     const exists = ((await tx.exec()) ?? []).map(([, value]) => value === 1);
     const dead = ids.filter((_, i) => !exists[i]);
-    if (dead.length > 0) await this.redis.srem(SETS[kind], ...dead);
+    if (dead.length > 0) await this.redis.srem(this.keys.members(kind), ...dead);
     return ids.filter((_, i) => exists[i]);
   }
 
-  async isAlive(kind: 'api' | 'manager' | 'worker', id: string): Promise<boolean> {
-    return (await this.redis.exists(memberKey(kind, id))) === 1;
+  async isAlive(kind: MemberKind, id: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.member(kind, id))) === 1;
   }
 
   async workers(): Promise<WorkerInfo[]> {
     const ids = await this.live('worker');
     if (ids.length === 0) return [];
     const tx = this.redis.multi();
-    for (const id of ids) tx.hgetall(memberKey('worker', id));
+    for (const id of ids) tx.hgetall(this.keys.member('worker', id));
     const rows = ((await tx.exec()) ?? []).map(([, value]) => value as Record<string, string>);
     return ids
       .map((id, i) => ({ id, row: rows[i] ?? {} }))

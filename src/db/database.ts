@@ -8,7 +8,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../observability/logger.ts';
-import { DatabaseUnavailableError, isConnectionError } from './errors.ts';
+import { DatabaseUnavailableError, isConnectionError } from './unavailable.ts';
 import { migrateToLatest } from './migrate.ts';
 import { PGliteDialect } from './pglite-dialect.ts';
 import { PGLITE_OPTIONS } from './pglite-options.ts';
@@ -41,7 +41,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 }
 
 /** The URL without its password, for logs and error messages. */
-export function safeUrl(url: string): string {
+function safeUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';

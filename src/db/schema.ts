@@ -1,5 +1,9 @@
 import type { ColumnType, Generated } from 'kysely';
-import type { JobFile, JobStatus } from '../jobs/job.ts';
+import type { SourceFile } from '../sandbox/execution.ts';
+
+/** A job's statuses as stored (migrations/0001_jobs.ts checks the same list). */
+export const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'timedout'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** jsonb: read back parsed; written as a JSON string (node-postgres would turn a JS array into a PG array). */
 type Json<T> = ColumnType<T, string, string>;
@@ -11,7 +15,7 @@ export interface JobsTable {
   owner: string | null;
   language: string;
   version: string;
-  files: Json<JobFile[]>;
+  files: Json<SourceFile[]>;
   stdin: string;
   args: Json<string[]>;
   status: JobStatus;

@@ -4,11 +4,11 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from '../observability/logger.ts';
 import rateLimit from '@fastify/rate-limit';
-import { accessPlugin, type AccessOptions } from './access.ts';
+import { accessPlugin, type AccessOptions } from './access-hook.ts';
 import { bodiesPlugin } from './bodies.ts';
-import { errorsPlugin } from './errors.ts';
+import { errorsPlugin } from './error-replies.ts';
+import { resultSchema } from './job-views.ts';
 import { keyRoutes } from './routes/keys.ts';
-import { resultSchema } from './result.ts';
 import { healthRoutes, readySchema } from './routes/health.ts';
 import { langRoutes } from './routes/lang.ts';
 import { languageRoutes } from './routes/languages.ts';
@@ -18,9 +18,14 @@ import type { ReadyReport, Services } from './services.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { workerRoutes } from './routes/workers.ts';
 
+/** An API node's routes: absent on a manager-only node, which serves only /health, /ready and /metrics. */
+export interface ApiRoutesOptions {
+  services: Services;
+  access: AccessOptions;
+}
+
 export interface AppOptions {
-  /** Null on a manager node: it serves only /health, /ready and /metrics. */
-  services: Services | null;
+  api?: ApiRoutesOptions;
   ready: () => Promise<ReadyReport>;
   metrics: Metrics;
   log: Logger;
@@ -30,11 +35,10 @@ export interface AppOptions {
   /** Fastify's trustProxy: behind a reverse proxy, its addresses, so request.ip is the client's. */
   trustProxy: boolean | string[];
   metricsToken: string | null;
-  access: AccessOptions;
 }
 
 /** The HTTP face of a node: routes translate requests into calls on `services` and back. */
-export async function buildApp({ services, ready, metrics, log, bodyLimitBytes, ipRateLimitMax, trustProxy, metricsToken, access }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ api, ready, metrics, log, bodyLimitBytes, ipRateLimitMax, trustProxy, metricsToken }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: bodyLimitBytes,
@@ -73,12 +77,13 @@ export async function buildApp({ services, ready, metrics, log, bodyLimitBytes, 
       error: { code: 'ip_rate_limited', message: `Too many requests from this address (${context.max} per minute); retry in ${Math.ceil(context.ttl / 1000)} s.` },
     }),
   });
-  await app.register(accessPlugin, access);
   app.addSchema(resultSchema);
   app.addSchema(readySchema);
 
   await app.register(healthRoutes, { ready, metrics, metricsToken });
-  if (services) {
+  if (api) {
+    const { services } = api;
+    await app.register(accessPlugin, api.access);
     await app.register(languageRoutes, { services });
     await app.register(langRoutes, { services });
     await app.register(jobRoutes, { services });

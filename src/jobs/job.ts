@@ -1,20 +1,17 @@
 /** Domain types of a job: what is submitted, what an execution writes, what is stored and listed. */
+import type { JobStatus } from '../db/schema.ts';
+import type { SourceFile } from '../sandbox/execution.ts';
 
-export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'timedout';
-export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'running', 'completed', 'failed', 'timedout'];
+/** The statuses are a storage fact (db/schema.ts); re-exported where readers look for them. */
+export { JOB_STATUSES, type JobStatus } from '../db/schema.ts';
 export const FINISHED: readonly JobStatus[] = ['completed', 'failed', 'timedout'];
-
-export interface JobFile {
-  name?: string;
-  content: string;
-}
 
 export interface NewJob {
   id: string;
   owner: string | null;
   language: string;
   version: string;
-  files: JobFile[];
+  files: SourceFile[];
   stdin: string;
   args: string[];
 }

@@ -1,9 +1,10 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { ValidationError } from '../errors.ts';
-import { DatabaseUnavailableError, isConnectionError } from '../db/errors.ts';
+import { DatabaseUnavailableError, isConnectionError } from '../db/unavailable.ts';
 import type { JobsTable, Schema } from '../db/schema.ts';
-import type { ActiveJob } from './active-jobs.ts';
-import { FINISHED, JOB_STATUSES, type JobFile, type JobOutcome, type JobRecord, type JobStatus, type JobSummary, type NewJob } from './job.ts';
+import type { ActiveJob } from './admission.ts';
+import type { SourceFile } from '../sandbox/execution.ts';
+import { FINISHED, JOB_STATUSES, type JobOutcome, type JobRecord, type JobStatus, type JobSummary, type NewJob } from './job.ts';
 
 type JobRow = Selectable<JobsTable>;
 
@@ -354,7 +355,7 @@ function insertValues(job: NewJob) {
     owner: job.owner,
     language: job.language,
     version: job.version,
-    files: json(job.files.map((f): JobFile => (f.name === undefined ? { content: f.content } : { name: f.name, content: f.content }))),
+    files: json(job.files.map((f): SourceFile => (f.name === undefined ? { content: f.content } : { name: f.name, content: f.content }))),
     stdin: clean(job.stdin),
     args: json(job.args),
     status: 'queued' as const,

@@ -43,7 +43,7 @@ export interface Language {
 }
 
 /** Language ids and aliases: what may appear in `/lang/:language`. */
-export const LANGUAGE_ID = /^[a-z0-9+#.-]{1,32}$/;
+const LANGUAGE_ID = /^[a-z0-9+#.-]{1,32}$/;
 
 const LIMIT_RANGES: Record<keyof Limits, [number, number]> = {
   cpus: [0.1, 64],

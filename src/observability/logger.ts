@@ -19,7 +19,7 @@ const REDACT = [
 ];
 
 /** Removes `api_key` (and any other secret-looking parameter) from a URL before it is logged. */
-export function redactUrl(url: string): string {
+function redactUrl(url: string): string {
   return url.replace(/([?&](?:api_key|apikey|token)=)[^&#]*/gi, '$1[redacted]');
 }
 

@@ -25,8 +25,8 @@ async function collectScalar(gauge: Gauge, read: Read<number> | undefined): Prom
 }
 
 /**
- * Every metric braindrill exports, registered once per process. Names and labels follow the braindrill
- * seed; Node.js process metrics (memory, GC, event-loop lag) replace its JVM metrics.
+ * Every metric braindrill exports, registered once per process. Names and labels are braindrill's
+ * API contract; Node.js process metrics (memory, GC, event-loop lag) replace its JVM metrics.
  */
 export class Metrics {
   readonly registry = new Registry();

@@ -1,6 +1,6 @@
 import type { Language, Limits } from '../languages/language.ts';
 
-/** The seed's statuses; `reason` says why (null when the program completed). */
+/** The statuses of braindrill's API; `reason` says why (null when the program completed). */
 export type ExecutionStatus = 'completed' | 'failed' | 'timedout';
 export type ExecutionReason =
   | 'compile_error'
@@ -65,4 +65,26 @@ export interface ExecutionPlan {
   limits: Limits;
   outputKeepBytes: number;
   outputMaxBytes: number;
+}
+
+/**
+ * A result with no output and no step: what an execution that never ran reports (cancelled while it
+ * waited, or the engine failed before the program ran). Every other result is built by the runner.
+ */
+export function resultWithoutRun(reason: 'cancelled' | 'internal', stderr = ''): ExecutionResult {
+  return {
+    status: 'failed',
+    reason,
+    stdout: '',
+    stderr,
+    exitCode: null,
+    signal: null,
+    executionTimeMs: 0,
+    truncated: false,
+    compile: null,
+    run: null,
+    // Nothing was printed: the message describes the failure (it becomes the job's `error`), it is not output.
+    stdoutBytes: Buffer.alloc(0),
+    stderrBytes: Buffer.alloc(0),
+  };
 }

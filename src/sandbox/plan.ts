@@ -28,6 +28,11 @@ export function expandArgv(argv: readonly string[], fileNames: readonly string[]
   );
 }
 
+/** The container memory while compiling: the compiler's figure, lowered to the run figure afterwards. */
+export function initialMemoryMb(language: Language): number {
+  return language.compile ? Math.max(language.compile.memoryMb, language.limits.memoryMb) : language.limits.memoryMb;
+}
+
 export function planExecution(id: string, language: Language, submission: Submission, options: PlanOptions): ExecutionPlan {
   const [entry, ...rest] = submission.files;
   if (!entry) throw new RangeError('a submission needs at least one file');

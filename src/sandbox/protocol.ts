@@ -4,9 +4,9 @@
  */
 
 export const MAGIC = Buffer.from('BDX1', 'ascii');
-export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 /** Largest frame the host accepts: output chunks are ≤ 64 KiB, the result JSON is small. */
-export const MAX_FRAME_BYTES = 256 * 1024;
+const MAX_FRAME_BYTES = 256 * 1024;
 export const NONCE_BYTES = 16;
 
 export const Tag = {

@@ -1,21 +1,19 @@
-import type Docker from 'dockerode';
 import type { Logger } from '../observability/logger.ts';
-import { Label } from './container.ts';
-import { removeContainer } from './runner.ts';
+import type { ContainerRuntime } from './container-runtime.ts';
 
 /**
- * Removes sandbox containers labelled with this node's id that no live execution owns: leftovers of an
- * earlier process of the same node, or of a runner that crashed. Never touches another node's.
+ * Removes sandbox containers labelled with `nodeId` that no live execution owns: leftovers of an earlier
+ * process of the same node, of a runner that crashed, or of a node known to be dead. Never touches
+ * another live node's.
  */
 export async function reapContainers(
-  docker: Docker,
+  runtime: ContainerRuntime,
   nodeId: string,
   log: Logger,
-  isLive: (executionId: string) => boolean = () => false,
+  isLive: (execution: string) => boolean = () => false,
 ): Promise<number> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [`${Label.node}=${nodeId}`] } });
-  const orphans = containers.filter((c) => !isLive(c.Labels[Label.execution] ?? ''));
-  await Promise.all(orphans.map((c) => removeContainer(docker.getContainer(c.Id), log)));
-  if (orphans.length > 0) log.warn({ count: orphans.length }, 'removed leftover sandbox containers of this node');
+  const orphans = (await runtime.list(nodeId)).filter((c) => !isLive(c.execution));
+  await Promise.all(orphans.map((c) => runtime.remove(c.id)));
+  if (orphans.length > 0) log.warn({ count: orphans.length, node: nodeId }, 'removed leftover sandbox containers');
   return orphans.length;
 }

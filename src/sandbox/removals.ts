@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from '../observability/logger.ts';
-import { Label } from './container.ts';
-import { removeContainer } from './runner.ts';
+import { Label } from './docker-options.ts';
 
 /** A container whose supervisor finished is gone within this long, or it is removed by force. */
 const GRACE_MS = 10_000;
@@ -72,7 +71,7 @@ export class AutoRemovals {
       const timer = setTimeout(() => {
         this.pending.delete(container.id);
         this.log.warn({ container: container.id }, 'a finished sandbox container did not remove itself; removing it');
-        void removeContainer(container, this.log).finally(resolve);
+        void forceRemove(container, this.log).finally(resolve);
       }, this.graceMs);
       timer.unref();
       this.pending.set(container.id, { done: resolve, timer });
@@ -113,9 +112,31 @@ export class AutoRemovals {
       [...this.pending.entries()].map(async ([id, waiting]) => {
         clearTimeout(waiting.timer);
         this.pending.delete(id);
-        await removeContainer(this.docker.getContainer(id), this.log);
+        await forceRemove(this.docker.getContainer(id), this.log);
         waiting.done();
       }),
     );
+  }
+}
+
+const statusCode = (error: unknown): number | undefined => (error as { statusCode?: number } | null)?.statusCode;
+
+/**
+ * Kill and remove in one call. A container already gone is fine; one being removed by someone else is
+ * waited for; anything else (dockerd still starting it, say) is retried with backoff.
+ */
+export async function forceRemove(container: Docker.Container, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= 6; attempt++) {
+    try {
+      await container.remove({ force: true, v: true });
+      return;
+    } catch (error) {
+      if (statusCode(error) === 404) return;
+      if (attempt === 6) {
+        log.error({ err: error, container: container.id }, 'could not remove sandbox container; the reaper will');
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
   }
 }

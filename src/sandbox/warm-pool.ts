@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Language } from '../languages/language.ts';
 import type { LanguageRegistry } from '../languages/registry.ts';
-import { initialMemoryMb } from './container.ts';
-import { removeContainer, startContainer, type SandboxContainer, type SandboxDeps } from './runner.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { ContainerRuntime, SandboxContainer } from './container-runtime.ts';
+import { initialMemoryMb } from './plan.ts';
+import { startContainer, type ReadyContainer } from './run-execution.ts';
 
 export interface WarmPoolOptions {
   languages: LanguageRegistry;
@@ -21,12 +24,24 @@ const DEMAND_WINDOW_MS = 30_000;
 /** A taken container is replaced when its job ends, or after this long if the job runs on. */
 const REFILL_DELAY_MS = 100;
 
+export interface WarmPoolDeps {
+  runtime: ContainerRuntime;
+  metrics: Metrics;
+  log: Logger;
+}
+
 /** A container being started for the pool; a job that finds none waiting may claim it. */
 interface Start {
   label: string;
   memoryMb: number;
   /** Set when a job claimed it: the container goes to that job instead of the waiting list. */
-  claim: ((container: SandboxContainer | undefined) => void) | null;
+  claim: ((container: ReadyContainer | undefined) => void) | null;
+}
+
+/** A started container waiting for a job, and how to stop watching it die. */
+interface Waiting {
+  ready: ReadyContainer;
+  unwatch: () => void;
 }
 
 /**
@@ -35,7 +50,7 @@ interface Start {
  * waiting container that dies is dropped and replaced. One container never serves two executions.
  */
 export class WarmPool {
-  private readonly ready = new Map<string, SandboxContainer[]>();
+  private readonly ready = new Map<string, Waiting[]>();
   private readonly starting = new Map<string, Start[]>();
   private readonly demand = new Map<string, number[]>();
   private readonly labels = new Set<string>();
@@ -46,7 +61,7 @@ export class WarmPool {
   private pausedUntil = 0;
 
   constructor(
-    private readonly deps: SandboxDeps,
+    private readonly deps: WarmPoolDeps,
     private readonly options: WarmPoolOptions,
   ) {
     for (const id of options.initial) this.demand.set(id, [Date.now()]);
@@ -63,14 +78,14 @@ export class WarmPool {
    * REFILL_DELAY_MS for a longer job: starting a container takes more CPU than a short job, and on a
    * small machine it would slow that very job down.
    */
-  acquire(language: Language): Promise<SandboxContainer | undefined> {
+  acquire(language: Language): Promise<ReadyContainer | undefined> {
     this.noteDemand(language.id);
     const taken = this.ready.get(language.id)?.shift();
     if (taken) {
-      taken.stream.removeAllListeners('close');
+      taken.unwatch();
       this.pooledMemoryMb -= initialMemoryMb(language);
       setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
-      return Promise.resolve(taken);
+      return Promise.resolve(taken.ready);
     }
     const pending = this.starting.get(language.id)?.find((start) => start.claim === null);
     this.refill();
@@ -138,30 +153,32 @@ export class WarmPool {
     this.inFlight++;
     this.pooledMemoryMb += memoryMb;
     this.labels.add(start.label);
-    let created: SandboxContainer['container'] | undefined;
+    let created: SandboxContainer | undefined;
     const began = performance.now();
-    startContainer(this.deps, language, start.label, (c) => (created = c))
+    startContainer(this.deps.runtime, language, start.label, (c) => (created = c))
       .then((ready) => {
         this.deps.metrics.containerStart.labels(language.id).observe((performance.now() - began) / 1000);
         if (start.claim) return start.claim(ready);
         if (this.closed) return this.discard(ready, memoryMb);
+        const list = this.ready.get(language.id) ?? [];
         // A container that dies while waiting is dropped; the refill replaces it.
-        ready.stream.once('close', () => {
-          const list = this.ready.get(language.id) ?? [];
-          const index = list.indexOf(ready);
-          if (index >= 0) {
+        const waiting: Waiting = {
+          ready,
+          unwatch: ready.channel.onClose(() => {
+            const index = list.indexOf(waiting);
+            if (index < 0) return;
             list.splice(index, 1);
+            waiting.unwatch();
             this.discard(ready, memoryMb);
             this.refill();
-          }
-        });
-        const list = this.ready.get(language.id) ?? [];
-        list.push(ready);
+          }),
+        };
+        list.push(waiting);
         this.ready.set(language.id, list);
       })
       .catch((error: unknown) => {
         this.labels.delete(start.label);
-        if (created) void removeContainer(created, this.deps.log);
+        if (created) void created.remove();
         this.pausedUntil = Date.now() + 5000;
         this.deps.log.warn({ err: error, language: language.id }, 'could not start a warm container');
         // A job that claimed this start goes cold instead; its memory was no longer the pool's.
@@ -176,11 +193,11 @@ export class WarmPool {
       });
   }
 
-  private discard(ready: SandboxContainer, memoryMb: number): void {
+  private discard(ready: ReadyContainer, memoryMb: number): void {
     this.pooledMemoryMb -= memoryMb;
     this.labels.delete(ready.label);
-    ready.stream.destroy();
-    void removeContainer(ready.container, this.deps.log);
+    ready.channel.close();
+    void ready.container.remove();
   }
 
   async close(): Promise<void> {
@@ -189,11 +206,11 @@ export class WarmPool {
     const all = [...this.ready.entries()].flatMap(([, list]) => list);
     this.ready.clear();
     await Promise.all(
-      all.map(async (ready) => {
-        ready.stream.removeAllListeners('close');
-        ready.stream.destroy();
+      all.map(async ({ ready, unwatch }) => {
+        unwatch();
+        ready.channel.close();
         this.labels.delete(ready.label);
-        await removeContainer(ready.container, this.deps.log);
+        await ready.container.remove();
       }),
     );
     this.pooledMemoryMb = 0;

@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors.ts';
 import type { SourceFile, Submission } from '../sandbox/execution.ts';
 
-/** Input limits of the braindrill seed, plus what multi-file submissions need. */
+/** Input limits of braindrill's API, plus what multi-file submissions need. */
 export interface SubmissionLimits {
   maxCodeBytes: number;
   maxCodeChars: number;
@@ -85,7 +85,7 @@ export function validateSubmission(body: SubmissionBody, limits: SubmissionLimit
 }
 
 /**
- * The seed's dangerous-pattern list, as configurable policy (BLOCKED_PATTERNS). It is not the security
+ * A dangerous-pattern list, as configurable policy (BLOCKED_PATTERNS). It is not the security
  * boundary — the sandbox is — but some operators want obvious abuse refused early.
  */
 export function checkBlockedPatterns(submission: Submission, patterns: readonly string[]): void {

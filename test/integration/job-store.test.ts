@@ -7,13 +7,13 @@ import path from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase, type Database } from '../../src/db/database.ts';
-import { DatabaseUnavailableError } from '../../src/db/errors.ts';
+import { DatabaseUnavailableError } from '../../src/db/unavailable.ts';
 import { MIGRATIONS_DIR, migrateToLatest } from '../../src/db/migrate.ts';
 import type { Schema } from '../../src/db/schema.ts';
 import { ValidationError } from '../../src/errors.ts';
 import type { JobOutcome, NewJob } from '../../src/jobs/job.ts';
 import { JobStore } from '../../src/jobs/store.ts';
-import { startPostgres, type PrivatePostgres } from '../helpers/postgres.ts';
+import { startPostgres, type PrivatePostgres } from '../../support/postgres.ts';
 
 const newJob = (over: Partial<NewJob> = {}): NewJob => ({
   id: randomUUID(),
@@ -41,21 +41,6 @@ const outcome = (over: Partial<JobOutcome> = {}): JobOutcome => ({
 });
 
 const owner = () => `owner-${randomUUID().slice(0, 8)}`;
-
-function percentile(samples: number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-
-async function timeIt(times: number, fn: () => Promise<unknown>): Promise<{ p50: number; p99: number }> {
-  const samples: number[] = [];
-  for (let i = 0; i < times; i++) {
-    const start = process.hrtime.bigint();
-    await fn();
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
-}
 
 for (const kind of ['pglite', 'postgres'] as const) {
   t.test(kind, async (t) => {
@@ -321,8 +306,17 @@ for (const kind of ['pglite', 'postgres'] as const) {
         // The real start-up path: two nodes opening one fresh database at once.
         const fresh = await server!.createDatabase();
         const both = await Promise.all([openDatabase({ databaseUrl: fresh, dataDir }), openDatabase({ databaseUrl: fresh, dataDir })]);
-        await Promise.all(both.map((d) => d.close()));
-        t.pass('two openDatabase() at once on a fresh database');
+        try {
+          const names = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '')).sort();
+          const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(both[0]!.db);
+          t.same(applied.rows.map((r) => r.name), names, 'two openDatabase() at once on a fresh database: each migration applied once');
+          // Both nodes can use the schema at once.
+          const stores = both.map((d) => new JobStore(d.db));
+          const [first, second] = await Promise.all(stores.map((s) => s.insert(newJob({ owner: 'both' }))));
+          t.same((await stores[1]!.list({ owner: 'both', limit: 10, offset: 0 })).jobs.map((j) => j.id).sort(), [first!.id, second!.id].sort());
+        } finally {
+          await Promise.all(both.map((d) => d.close()));
+        }
       });
 
       t.test('a failing migration throws an error that names it', async (t) => {
@@ -364,7 +358,7 @@ for (const kind of ['pglite', 'postgres'] as const) {
           const elapsed = Date.now() - started;
           t.ok(error instanceof DatabaseUnavailableError, `${name}: DatabaseUnavailableError (${String(error)})`);
           t.match(error, { code: 'database_unavailable', statusCode: 503 });
-          t.ok(elapsed < 5000, `${name}: failed in ${elapsed} ms`);
+          t.ok(elapsed < 30_000, `${name}: failed in ${elapsed} ms, without hanging`);
         }
         await server!.start();
         let got;
@@ -393,32 +387,22 @@ for (const kind of ['pglite', 'postgres'] as const) {
     });
 
     if (kind === 'postgres') {
-      t.test('perf sanity: list with 100,000 rows (not asserted)', async (t) => {
+      t.test('100,000 rows: pages and totals stay exact (bench:jobs measures their speed)', async (t) => {
         await raw(sql`delete from jobs`);
-        const owners = Array.from({ length: 20 }, (_, i) => `perf-owner-${i}`);
-        let started = Date.now();
+        const owners = Array.from({ length: 20 }, (_, i) => `bulk-owner-${i}`);
         for (let batch = 0; batch < 10; batch++) {
           await store.insertMany(Array.from({ length: 10_000 }, (_, i) => newJob({ owner: owners[i % owners.length]! })));
         }
-        t.comment(`insertMany 100,000 rows: ${Date.now() - started} ms`);
-        const measure = async (label: string) => {
-          const some = await timeIt(200, () => store.list({ owner: 'perf-owner-3', limit: 20, offset: 0 }));
-          const missing = await timeIt(200, () => store.list({ owner: 'nobody', limit: 20, offset: 0 }));
-          const all = await timeIt(200, () => store.list({ limit: 20, offset: 0 }));
-          const deep = await timeIt(200, () => store.list({ owner: 'perf-owner-3', limit: 20, offset: 4000 }));
-          t.comment(
-            `${label}: list(owner with 5,000 jobs) p50 ${some.p50.toFixed(2)} ms p99 ${some.p99.toFixed(2)} ms; ` +
-              `list(missing owner) p50 ${missing.p50.toFixed(2)} p99 ${missing.p99.toFixed(2)}; ` +
-              `list(no owner filter, 100k) p50 ${all.p50.toFixed(2)} p99 ${all.p99.toFixed(2)}; ` +
-              `list(owner, offset 4000) p50 ${deep.p50.toFixed(2)} p99 ${deep.p99.toFixed(2)}`,
-          );
-        };
-        await measure('right after the bulk insert');
-        started = Date.now();
         await raw(sql`vacuum analyze jobs`);
-        t.comment(`vacuum analyze: ${Date.now() - started} ms`);
-        await measure('after vacuum analyze (what autovacuum does for insert-heavy tables)');
-        t.pass('measured');
+        const mine = await store.list({ owner: 'bulk-owner-3', limit: 20, offset: 0 });
+        t.equal(mine.total, 5000, 'an owner\'s total, from the counters');
+        t.equal(mine.jobs.length, 20);
+        t.equal((await store.list({ limit: 20, offset: 0 })).total, 100_000, 'every job');
+        t.same(await store.list({ owner: 'nobody', limit: 20, offset: 0 }), { jobs: [], total: 0 });
+        const deep = await store.list({ owner: 'bulk-owner-3', limit: 20, offset: 4990 });
+        t.equal(deep.jobs.length, 10, 'the last page of the owner\'s 5,000');
+        const ordered = deep.jobs.map((j) => j.createdAt.getTime());
+        t.same(ordered, [...ordered].sort((a, b) => b - a), 'newest first');
       });
     }
   });

@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap';
 import { containersLeft, containersOf, startEngine, type TestEngine } from '../helpers/engine.ts';
 import { submitJob, waitForJob, waitForStatus } from '../helpers/jobs.ts';
-import { startPostgres } from '../helpers/postgres.ts';
+import { startPostgres } from '../../support/postgres.ts';
+import { needs } from '../helpers/tier.ts';
 
 const SEED_FIELDS = ['job_id', 'language', 'status', 'output', 'error', 'created_at', 'started_at', 'completed_at', 'execution_duration_ms'];
 
@@ -100,7 +101,7 @@ t.test('embedded mode (PGlite)', async (t) => {
   await asyncFlow(t, engine);
 });
 
-t.test('single node on PostgreSQL', async (t) => {
+t.test('single node on PostgreSQL', { skip: needs('postgres') }, async (t) => {
   const postgres = await startPostgres();
   t.teardown(() => postgres.destroy());
   const engine = await startEngine({ DATABASE_URL: await postgres.createDatabase() });

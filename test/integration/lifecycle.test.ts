@@ -3,17 +3,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startEngineProcess } from '../helpers/process.ts';
+import { startEngineProcess } from '../../support/engine-process.ts';
 import { API_KEY, containersOf, startEngine } from '../helpers/engine.ts';
-import { startNode } from '../../src/node.ts';
+import { startNode } from '../../src/node/start-node.ts';
 import { loadSettings } from '../../src/settings.ts';
+import { needs } from '../helpers/tier.ts';
 
-t.test('a missing runtime image is a start-up error that names the build command (never a pull)', async (t) => {
+t.test('a missing runtime image is a start-up error that names the build command (never a pull)', { skip: needs('docker') }, async (t) => {
   const settings = loadSettings({ ...process.env, RUNTIME_IMAGE: 'braindrill-runtime:does-not-exist', PORT: '0', LOG_LEVEL: 'silent' });
   await t.rejects(startNode(settings), /braindrill-runtime:does-not-exist is not present.*never pulls.*images\/build\.sh/s);
 });
 
-t.test('the build (npm run build, what deploy.sh runs) starts and serves, from any working directory', async (t) => {
+t.test('the build (npm run build, what deploy.sh runs) starts and serves, from any working directory', { skip: needs('docker') }, async (t) => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-built-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const child = await startEngineProcess({ DATA_DIR: dataDir, WARM_POOL: '0' }, 'build');
@@ -25,7 +26,7 @@ t.test('the build (npm run build, what deploy.sh runs) starts and serves, from a
   await child.kill('SIGTERM');
 });
 
-t.test('a node SIGKILLed mid-execution leaves a container that its restart reaps', async (t) => {
+t.test('a node SIGKILLed mid-execution leaves a container that its restart reaps', { skip: needs('docker') }, async (t) => {
   const nodeId = `test-kill-${randomBytes(3).toString('hex')}`;
   const dataDir = mkdtempSync(path.join(tmpdir(), 'braindrill-kill-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -45,7 +46,7 @@ t.test('a node SIGKILLed mid-execution leaves a container that its restart reaps
   await restarted.close();
 });
 
-t.test('the reaper never touches another node\'s containers', async (t) => {
+t.test('the reaper never touches another node\'s containers', { skip: needs('docker') }, async (t) => {
   const a = await startEngine();
   const b = await startEngine();
   t.teardown(async () => {

@@ -114,7 +114,7 @@ t.test('a background process does not outlive the execution', async (t) => {
   const result = await run(engine, 'bash', { code: '(sleep 30; echo late) &\nnohup sleep 30 >/dev/null 2>&1 &\necho started' });
   t.equal(result.status, 'completed');
   t.equal(result.stdout, 'started\n');
-  t.ok(result.execution_time_ms < 3000, `finished in ${result.execution_time_ms} ms`);
+  t.ok(result.execution_time_ms < 20_000, `finished in ${result.execution_time_ms} ms, not after the 30 s sleeps`);
 });
 
 t.test('nothing written in one run is visible in the next', async (t) => {

@@ -6,6 +6,7 @@ import { LanguageRegistry } from '../../src/languages/registry.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import type { ExecutionResult } from '../../src/sandbox/execution.ts';
+import { DockerRuntime } from '../../src/sandbox/docker-runtime.ts';
 import { runtimeImageTag } from '../../src/sandbox/image.ts';
 import { planExecution } from '../../src/sandbox/plan.ts';
 import { Sandbox } from '../../src/sandbox/sandbox.ts';
@@ -16,17 +17,16 @@ import { containersLeft, run, startEngine } from '../helpers/engine.ts';
 // The program must not be able to tell: same output, exit status, argv, stdin, globals, tracebacks.
 const languages = new LanguageRegistry(loadLanguages(path.join(ROOT_DIR, 'config', 'languages.json')));
 const nodeId = `test-warm-${randomBytes(3).toString('hex')}`;
+const log = createLogger('silent', nodeId);
 const sandbox = new Sandbox({
-  socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock',
-  image: runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime')),
+  runtime: new DockerRuntime({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock', image: runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime')), nodeId, log }),
   nodeId,
   metrics: new Metrics(),
-  log: createLogger('silent', nodeId),
+  log,
   // Pooled containers have had time to start their interpreter: the warm path proper.
   warmPool: { languages, initial: ['python', 'javascript'], maxPerLanguage: 1, memoryBudgetMb: 1024, startSlots: 2 },
 });
-await sandbox.check();
-sandbox.startWarmPool();
+await sandbox.start();
 t.teardown(async () => {
   await sandbox.close();
   await sandbox.reap();
@@ -94,7 +94,8 @@ t.test('javascript: same argv, require.main, stdin and exit status; a stack trac
   t.equal(coldError.exitCode, 1);
   const programFrames = (stderr: string) => stderr.split('\n').filter((line) => !/^\s+at .*(node:internal|warm-node\.js)/.test(line)).join('\n');
   t.equal(programFrames(warmError.stderr), programFrames(coldError.stderr), 'the program\'s own lines of the trace are the same');
-  t.ok(warm.run!.wallMs < cold.run!.wallMs, `the warm run skips Node's start-up (${warm.run!.wallMs} ms vs ${cold.run!.wallMs} ms)`);
+  t.equal(cold.run?.warm, false, 'the cold run started Node.js itself');
+  t.comment(`run step: warm ${warm.run?.wallMs} ms, cold ${cold.run?.wallMs} ms (bench/ measures the difference)`);
 });
 
 t.test('limits hold in the waiting interpreter', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap';
 import path from 'node:path';
 import { loadLanguages, parseLanguages, type Language } from '../../src/languages/language.ts';
 import { LanguageRegistry } from '../../src/languages/registry.ts';
-import { containerOptions, supervisorArgs } from '../../src/sandbox/container.ts';
+import { containerOptions, supervisorArgs } from '../../src/sandbox/docker-options.ts';
 import { entryFileName, expandArgv, planExecution } from '../../src/sandbox/plan.ts';
 import { ConfigError, UnsupportedLanguageError } from '../../src/errors.ts';
 import { ROOT_DIR } from '../../src/settings.ts';

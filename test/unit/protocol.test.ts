@@ -1,7 +1,8 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { FrameDecoder, FrameType, MAGIC, ProtocolError, Tag, encodeRequest, parseResult } from '../../src/sandbox/protocol.ts';
-import { CappedBuffer, DockerStreamDemuxer } from '../../src/sandbox/docker-stream.ts';
+import { CappedBuffer } from '../../src/sandbox/capped-buffer.ts';
+import { DockerStreamDemuxer } from '../../src/sandbox/docker-demux.ts';
 
 function frame(type: number, payload: Buffer): Buffer {
   const header = Buffer.alloc(5);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ask, dispatch, start, stop } from '../../src/actors/system.ts';
-import { spawnWorkerPool, type PoolMessage, type PoolStats } from '../../src/actors/worker-pool.ts';
+import { spawnWorkerPool, type PoolMessage, type PoolOptions, type PoolStats } from '../../src/actors/worker-pool.ts';
 import type { ExecutionReply } from '../../src/actors/worker.ts';
 import type { RunFunction } from '../../src/actors/runner.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -14,9 +14,9 @@ const ok = (stdout: string): ExecutionResult => ({
   compile: null, run: null, stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0),
 });
 
-function setup(size: number, run: RunFunction) {
+function setup(size: number, run: RunFunction, options: Pick<PoolOptions, 'budget' | 'maxRunningPerOwner'> = {}) {
   const system = start();
-  const pool = spawnWorkerPool(system, { size, run, metrics: new Metrics({ processMetrics: false }), log: createLogger('silent', 'test') });
+  const pool = spawnWorkerPool(system, { size, run, ...options, metrics: new Metrics({ processMetrics: false }), log: createLogger('silent', 'test') });
   const submit = (p: ExecutionPlan) => ask<PoolMessage, ExecutionReply>(pool, (replyTo) => ({ type: 'submit', plan: p, replyTo }), 5000, 'pool').then((r) => r.result);
   const stats = () => ask<PoolMessage, PoolStats>(pool, (replyTo) => ({ type: 'stats', replyTo }), 1000, 'pool');
   return { system, pool, submit, stats };
@@ -122,4 +122,38 @@ t.test('an owner at its running limit waits without blocking other owners', asyn
   t.same(started, ['a1', 'b1', 'a2']);
   release.get('a2')!();
   t.equal((await a2).stdout, 'a2');
+});
+
+/** A plan of a language with the given limits (a stand-in: the pool reads only ids and limits). */
+const sized = (id: string, memoryMb: number, cpus: number): ExecutionPlan =>
+  ({ id, language: { id: `lang-${id}`, compile: null, limits: { memoryMb, cpus } } } as unknown as ExecutionPlan);
+
+t.test('budget: executions wait until their memory and CPU fit, in order; smaller ones never overtake', async (t) => {
+  const release = new Map<string, () => void>();
+  const started: string[] = [];
+  const running = (p: ExecutionPlan) =>
+    new Promise<ExecutionResult>((resolve) => {
+      started.push(p.id);
+      release.set(p.id, () => resolve(ok(p.id)));
+    });
+  const { system, submit, stats } = setup(3, running, { budget: { memoryMb: 300, cpus: 2 } });
+  t.teardown(() => stop(system));
+  const java = submit(sized('java', 256, 2));
+  const python = submit(sized('python', 50, 1));
+  const perl = submit(sized('perl', 20, 1));
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(started, ['java'], 'nothing fits beside a 2-CPU Java run, although workers are free');
+  t.equal((await stats()).capacity, 0, 'the waiting ones are spoken for: the pool takes nothing more');
+  release.get('java')!();
+  await java;
+  await new Promise((r) => setTimeout(r, 30));
+  t.same(started, ['java', 'python', 'perl'], 'then both, in order');
+  for (const id of ['python', 'perl']) release.get(id)!();
+  await Promise.all([python, perl]);
+});
+
+t.test('budget: an execution larger than the whole budget still runs, alone', async (t) => {
+  const { system, submit } = setup(2, async (p) => ok(p.id), { budget: { memoryMb: 100, cpus: 1 } });
+  t.teardown(() => stop(system));
+  t.equal((await submit(sized('big', 512, 1))).stdout, 'big');
 });

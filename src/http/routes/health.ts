@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { sendError } from '../errors.ts';
+import { sendError } from '../error-replies.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ReadyReport } from '../services.ts';
 

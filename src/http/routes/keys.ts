@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { errorResponses, sendError } from '../errors.ts';
+import { errorResponses, sendError } from '../error-replies.ts';
 import type { Services } from '../services.ts';
 
 const keySchema = {

@@ -1,45 +1,17 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { resultFromJob } from '../../jobs/outcome.ts';
+import { resultFromJob } from '../../jobs/job-results.ts';
 import type { SubmissionBody } from '../../validation/submission.ts';
-import { errorResponses, sendError } from '../errors.ts';
-import { resultHeaders, resultJson } from '../result.ts';
+import { errorResponses, sendError } from '../error-replies.ts';
+import { resultHeaders, resultJson } from '../job-views.ts';
+import { languageParamSchema, ownerOf, submissionBodySchema } from '../requests.ts';
 import type { Services } from '../services.ts';
-import { ownerOf } from './jobs.ts';
-
-/** The JSON submission body, shared with POST /jobs and POST /api/runs. */
-export const submissionBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    code: { type: 'string' },
-    files: {
-      type: 'array',
-      minItems: 1,
-      maxItems: 32,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['content'],
-        properties: { name: { type: 'string', maxLength: 255 }, content: { type: 'string' } },
-      },
-    },
-    stdin: { type: 'string' },
-    args: { type: 'array', maxItems: 64, items: { type: 'string' } },
-  },
-} as const;
-
-export const languageParamSchema = {
-  type: 'object',
-  required: ['language'],
-  properties: { language: { type: 'string', minLength: 1, maxLength: 64 } },
-} as const;
 
 function wantsJson(accept: string | undefined): boolean {
   return accept !== undefined && /\bapplication\/json\b/i.test(accept) && !/\btext\/plain\b/i.test(accept);
 }
 
 /**
- * `POST /lang/:language`, as in the braindrill seed: code as text/plain, output as text/plain with the
+ * `POST /lang/:language`, braindrill's synchronous API: code as text/plain, output as text/plain with the
  * outcome in headers (200 whenever the program ran), or the result object with `Accept: application/json`.
  */
 export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app: FastifyInstance, { services }) => {
@@ -69,7 +41,7 @@ export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       const language = services.languages.resolve(request.params.language);
       const body: SubmissionBody = typeof request.body === 'string' ? { code: request.body } : (request.body ?? {});
       const submission = services.validate(body);
-      const { job, finished } = await services.jobs.run(language, submission, ownerOf(request), services.syncWaitMs(language.id));
+      const { job, finished } = await services.jobs.run(language, submission, ownerOf(request), services.syncWaitMs(language));
       reply.header('x-job-id', job.id);
       request.log.info({ job: job.id, language: language.id, finished }, 'sync job answered');
       if (!finished) {

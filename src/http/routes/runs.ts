@@ -1,12 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { lambexRun } from '../../jobs/views.ts';
 import type { SubmissionBody } from '../../validation/submission.ts';
-import { errorResponses, nullable, sendError } from '../errors.ts';
-import { camelStepSchema } from '../result.ts';
+import { errorResponses, sendError } from '../error-replies.ts';
+import { lambexRun, runSchema } from '../job-views.ts';
+import { languageSubmissionSchema, ownerOf, parseJobId } from '../requests.ts';
 import type { Services } from '../services.ts';
-import { ownerOf, parseJobId } from './jobs.ts';
-import { submissionBodySchema } from './lang.ts';
-
 
 /** Lambex's runs API over the same jobs, in camelCase: `POST /api/runs`, `GET /api/runs/:runId`. */
 export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
@@ -17,7 +14,7 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       schema: {
         summary: 'Queue a run (Lambex)',
         tags: ['runs'],
-        body: { ...submissionBodySchema, required: ['language'], properties: { ...submissionBodySchema.properties, language: { type: 'string', minLength: 1, maxLength: 64 } } },
+        body: languageSubmissionSchema,
         response: { 202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, url: { type: 'string' } } }, ...errorResponses },
       },
     },
@@ -39,29 +36,7 @@ export const runRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
         tags: ['runs'],
         params: { type: 'object', required: ['runId'], properties: { runId: { type: 'string', maxLength: 100 } } },
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              id: { type: 'string' },
-              language: { type: 'string' },
-              status: { type: 'string', enum: ['QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'TIMEOUT'] },
-              output: nullable('string'),
-              error: nullable('string'),
-              executionTime: nullable('integer'),
-              createdAt: nullable('string'),
-              updatedAt: nullable('string'),
-              stdout: nullable('string'),
-              stderr: nullable('string'),
-              exitCode: nullable('integer'),
-              signal: nullable('string'),
-              reason: nullable('string'),
-              truncated: { type: 'boolean' },
-              startedAt: nullable('string'),
-              completedAt: nullable('string'),
-              compile: camelStepSchema,
-              run: camelStepSchema,
-            },
-          },
+          200: runSchema,
           ...errorResponses,
         },
       },

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { errorResponses } from '../errors.ts';
+import { errorResponses } from '../error-replies.ts';
 import type { Services } from '../services.ts';
 
 const workerSchema = {

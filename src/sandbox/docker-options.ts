@@ -1,0 +1,75 @@
+import type Docker from 'dockerode';
+import type { Language } from '../languages/language.ts';
+import { initialMemoryMb } from './plan.ts';
+
+const SUPERVISOR_PATH = '/usr/local/bin/bd-supervisor';
+/** Unprivileged uid:gid ("nobody") for everything inside the sandbox. */
+const SANDBOX_USER = '65534:65534';
+
+export const Label = {
+  node: 'braindrill.node',
+  execution: 'braindrill.execution',
+  language: 'braindrill.language',
+} as const;
+
+const MB = 1024 * 1024;
+
+/** The supervisor's arguments: the warm interpreter to start with the container, and its environment. */
+export function supervisorArgs(language: Language): string[] {
+  if (!language.run.warm) return [];
+  return [...language.env.flatMap((pair) => ['--env', pair]), '--warm', ...language.run.warm];
+}
+
+/**
+ * Docker create options for one execution of `language`. They depend on the language only, never on the
+ * submission, so a container can be created before its job is known (the warm pool). Every hardening
+ * flag is here, and docs/ARCHITECTURE.md says why each one is.
+ */
+export function containerOptions(language: Language, label: string, image: string, nodeId: string): Docker.ContainerCreateOptions {
+  const limits = language.limits;
+  const memory = initialMemoryMb(language) * MB;
+  const pids = Math.max(limits.pids, language.compile?.pids ?? 0);
+  return {
+    Image: image,
+    Entrypoint: [SUPERVISOR_PATH],
+    Cmd: supervisorArgs(language),
+    User: SANDBOX_USER,
+    WorkingDir: '/tmp',
+    Env: [],
+    Hostname: 'sandbox',
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    OpenStdin: true,
+    // When the one attached client goes away (its node died), stdin closes: a warm container's supervisor
+    // then exits, and AutoRemove removes it.
+    StdinOnce: true,
+    Tty: false,
+    NetworkDisabled: true,
+    Labels: { [Label.node]: nodeId, [Label.execution]: label, [Label.language]: language.id },
+    HostConfig: {
+      NetworkMode: 'none',
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,mode=1777,size=${limits.tmpfsMb}m` },
+      Memory: memory,
+      MemorySwap: memory,
+      PidsLimit: pids,
+      NanoCpus: Math.round(limits.cpus * 1e9),
+      // Half the default weight: under contention the engine (heartbeats, HTTP) is served first.
+      CpuShares: 512,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      IpcMode: 'none',
+      LogConfig: { Type: 'none', Config: {} },
+      Ulimits: [
+        { Name: 'nofile', Soft: limits.nofile, Hard: limits.nofile },
+        { Name: 'fsize', Soft: limits.fileSizeMb * MB, Hard: limits.fileSizeMb * MB },
+        { Name: 'core', Soft: 0, Hard: 0 },
+      ],
+      // Docker removes the container when the supervisor exits, even if this node died meanwhile.
+      AutoRemove: true,
+      Init: false,
+    },
+  };
+}
