@@ -1209,6 +1209,24 @@ static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint3
 			set_error("poll: %s", strerror(e));
 			kill_everything();
 			killed = true;
+			/* Without poll: keep what the killed processes left in the pipes (read until empty). */
+			for (int i = 0; i < 2; i++) {
+				struct stream *s = &streams[i];
+				ssize_t n;
+				int reads = 0; /* bounded: a dying writer cannot keep us here */
+				while (s->fd >= 0 && reads++ < 64 &&
+				       ((n = read(s->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))) {
+					if (n <= 0 || !counting)
+						continue;
+					*s->count += (uint64_t)n;
+					if (s->kept < req.output_keep) {
+						uint64_t room = req.output_keep - s->kept;
+						size_t fwd = (uint64_t)n < room ? (size_t)n : (size_t)room;
+						send_frame(s->frame, buf, fwd);
+						s->kept += fwd;
+					}
+				}
+			}
 			break;
 		}
 		if (pr <= 0)

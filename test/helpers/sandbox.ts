@@ -6,6 +6,7 @@ import { loadLanguages, type Language } from '../../src/languages/language.ts';
 import { Label, containerOptions } from '../../src/sandbox/container.ts';
 import { DockerStreamDemuxer } from '../../src/sandbox/docker-stream.ts';
 import { runtimeImageTag } from '../../src/sandbox/image.ts';
+import { planExecution } from '../../src/sandbox/plan.ts';
 import { FrameDecoder, FrameType, encodeRequest, parseResult, type SupervisorReport } from '../../src/sandbox/protocol.ts';
 import { ROOT_DIR } from '../../src/settings.ts';
 
@@ -30,7 +31,8 @@ export function language(id: string): Language {
 
 export interface DirectRun {
   language: Language;
-  files: { name: string; content: string | Buffer }[];
+  /** The first is the entry file; without a name it is named as the engine names it (Java: its public class). */
+  files: { name?: string; content: string | Buffer }[];
   /** The run step's argv (user args appended); default: the language's, with {file}/{stem}/{sources} expanded. */
   runArgv?: string[];
   args?: string[];
@@ -42,6 +44,8 @@ export interface DirectRun {
   delayMs?: number;
   outputKeepBytes?: number;
   outputMaxBytes?: number;
+  /** Another runtime image than this checkout's (an older supervisor, for comparison). */
+  image?: string;
 }
 
 export interface DirectResult {
@@ -58,22 +62,33 @@ export interface DirectResult {
   oomKilled: boolean;
 }
 
-function expand(argv: string[], file: string): string[] {
-  const stem = file.replace(/\.[^.]*$/, '');
-  return argv.flatMap((arg) => (arg === '{sources}' ? [file] : [arg.replaceAll('{file}', file).replaceAll('{stem}', stem)]));
-}
 
 /** Adds a seccomp profile (its JSON text) to the create options, as the integrator will in container.ts. */
-export function withSeccomp(profile: string): (options: Docker.ContainerCreateOptions) => void {
+export function withSeccomp(securityOpt: string): (options: Docker.ContainerCreateOptions) => void {
   return (options) => {
-    options.HostConfig!.SecurityOpt = [...(options.HostConfig!.SecurityOpt ?? []), `seccomp=${profile}`];
+    options.HostConfig!.SecurityOpt = [...(options.HostConfig!.SecurityOpt ?? []), securityOpt];
   };
+}
+
+/**
+ * The supervisor's own-uid mode: the container starts as root with CAP_SETUID and CAP_SETGID only (still
+ * no-new-privileges); the supervisor becomes uid 65533 and runs every step as 65534.
+ */
+export function withOwnUid(options: Docker.ContainerCreateOptions): void {
+  options.User = '0:0';
+  options.HostConfig!.CapAdd = ['SETUID', 'SETGID'];
 }
 
 export async function runDirect(run: DirectRun): Promise<DirectResult> {
   const lang = run.language;
-  const entry = run.files[0]!.name;
-  const options = containerOptions(lang, `direct-${randomBytes(4).toString('hex')}`, image, DIRECT_NODE_ID);
+  // File names and argv exactly as the engine derives them (the contents stay bytes: binaries pass too).
+  const plan = planExecution(
+    'direct',
+    lang,
+    { files: run.files.map((f) => ({ ...(f.name ? { name: f.name } : {}), content: f.content.toString() })), stdin: '', args: run.args ?? [] },
+    { outputKeepBytes: run.outputKeepBytes ?? 65536, outputDrainFactor: 16 },
+  );
+  const options = containerOptions(lang, `direct-${randomBytes(4).toString('hex')}`, run.image ?? image, DIRECT_NODE_ID);
   options.HostConfig!.AutoRemove = false; // removed below, after its exit code was read
   run.tweak?.(options);
   const container = await docker.createContainer(options);
@@ -131,9 +146,9 @@ export async function runDirect(run: DirectRun): Promise<DirectResult> {
         failure ??= `attach stream: ${String(error)}`;
         done();
       });
-      const files = run.files.map((f) => ({ name: f.name, content: Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content) }));
-      const compile = lang.compile ? { argv: expand(lang.compile.argv, entry), timeoutMs: lang.compile.timeoutMs } : null;
-      const argv = [...(run.runArgv ?? expand(lang.run.argv, entry)), ...(run.args ?? [])];
+      const files = run.files.map((f, i) => ({ name: plan.files[i]!.name, content: Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content) }));
+      const compile = plan.compile ? { argv: plan.compile.argv, timeoutMs: plan.compile.timeoutMs } : null;
+      const argv = run.runArgv ? [...run.runArgv, ...(run.args ?? [])] : plan.run.argv;
       stream.write(
         encodeRequest({
           nonce,
