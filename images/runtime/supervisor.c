@@ -868,6 +868,10 @@ static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int i
 	}
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
 		child_fail(st, "no_new_privs is not set", EPERM);
+	/* No core dumps, whatever the container's ulimits say (Docker's core=0 is the first line). */
+	struct rlimit no_core = { 0, 0 };
+	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+		child_fail(st, "setrlimit(RLIMIT_CORE)", errno);
 	/* Nothing of the supervisor's is left in this process but memory: forget the nonce, then become
 	 * dumpable again (execve would do so anyway). A non-dumpable process's /proc/self files belong to
 	 * root, which would make the oom_score_adj write below fail. */
