@@ -9,14 +9,25 @@
  *
  * With --warm, an interpreter (ARGV, with the --env environment) is started at once, before any
  * request, and waits for its job on fd 3; a request with RUN_WARM then runs its run step there
- * instead of starting the interpreter cold. See "Warm interpreters" in docs/protocol.md.
+ * instead of starting the interpreter cold, once the interpreter has acknowledged that it took the
+ * job. See "Warm interpreters" in docs/protocol.md.
+ *
+ * Started as root (User 0 with only CAP_SETUID and CAP_SETGID), it becomes uid SUPERVISOR_UID at once
+ * and runs every step as PROGRAM_UID: the program cannot signal, renice or change the limits of the
+ * supervisor at all. Started as any other user (today's User 65534), the program shares its uid and the
+ * supervisor defends itself instead: seccomp (config/seccomp.json) refuses prlimit on it, and it checks
+ * its own resource limits while a step runs. Whatever it must do before a step runs (identity, limits,
+ * descriptors, oom_score_adj, exec) either succeeds or no program runs and the RESULT's error says why.
+ * See "Identity and self-defence" in docs/protocol.md.
  *
  * Language-agnostic, libc only, gnu11. Built inside the image by images/runtime/setup.sh.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,7 +38,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/fsuid.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -44,6 +57,22 @@
 #define DRAIN_MS 2000
 /* After the result, how long the supervisor waits for the host to close stdin before it exits. */
 #define LINGER_MS 5000
+/* While a step runs, how often the supervisor checks that its own resource limits are untouched. */
+#define LIMIT_CHECK_MS 100
+/* How long a warm interpreter may take to acknowledge its job (bounded by half the run timeout). */
+#define WARM_ACK_MS 2000
+/* The byte a warm interpreter's loader writes on fd 3 once it has read its argv: "I run it now". */
+#define WARM_ACK 0x06
+/* The RESULT payload is built in a static buffer: it must be sent even when malloc no longer can. */
+#define RESULT_MAX 8192
+
+/* Identities when started as root (the own-uid mode); otherwise everything keeps the container's user. */
+#define SUPERVISOR_UID 65533
+#define SUPERVISOR_GID 65533
+#define PROGRAM_UID 65534
+#define PROGRAM_GID 65534
+/* The capabilities the supervisor keeps in the own-uid mode: to give each step the program's identity. */
+#define KEEP_CAPS ((1ull << CAP_SETUID) | (1ull << CAP_SETGID))
 
 enum {
 	TAG_END = 0x00,
@@ -115,6 +144,16 @@ static struct {
 static int sig_fd = -1;
 static char error_buf[512];
 static bool have_error;
+/* Started as root: the supervisor runs as SUPERVISOR_UID, every step as PROGRAM_UID (see main). */
+static bool own_uid;
+/* A failure before the request: it is still read (for its nonce, so the host accepts the RESULT), but
+ * its files and stdin are discarded and nothing runs. */
+static bool discard_request;
+static struct step_result compile_res, run_res;
+/* The cgroup counters, opened at start: reading them after the run step needs no new descriptor. */
+static int pids_events_fd = -1, oom_control_fd = -1;
+
+static void out_of_memory(void) __attribute__((noreturn));
 
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers */
@@ -141,13 +180,8 @@ static uint64_t now_ms(void)
 static void *xrealloc(void *p, size_t n)
 {
 	void *q = realloc(p, n ? n : 1);
-	if (!q) {
-		/* Nothing sensible is left to do; the host sees the missing RESULT frame. */
-		static const char msg[] = "bd-supervisor: out of memory\n";
-		ssize_t ignored = write(2, msg, sizeof msg - 1);
-		(void)ignored;
-		_exit(70);
-	}
+	if (!q)
+		out_of_memory(); /* still answers: the RESULT is built without malloc */
 	return q;
 }
 
@@ -236,14 +270,22 @@ static void send_frame(uint8_t type, const void *payload, size_t len)
 /* ------------------------------------------------------------------------------------------ */
 /* cgroup v1 counters: pids.events "max N" and memory.oom_control "oom_kill N" */
 
-static long long read_counter(const char *path, const char *key)
+/* Opens the first of two counter files that exists (cgroup v1, then v2); -1 when neither does. */
+static int open_counter(const char *v1, const char *v2)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(v1, O_RDONLY | O_CLOEXEC);
+	return fd >= 0 ? fd : open(v2, O_RDONLY | O_CLOEXEC);
+}
+
+/* Reads `key N` from a counter file opened at start (pread from 0: the same fd serves every read). */
+static long long read_counter(int fd, const char *key)
+{
 	if (fd < 0)
 		return -1;
 	char buf[4096];
-	ssize_t n = read_full(fd, buf, sizeof buf - 1);
-	close(fd);
+	ssize_t n;
+	while ((n = pread(fd, buf, sizeof buf - 1, 0)) < 0 && errno == EINTR) {
+	}
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
@@ -255,20 +297,20 @@ static long long read_counter(const char *path, const char *key)
 	return -1;
 }
 
+static void open_counters(void)
+{
+	pids_events_fd = open_counter("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events");
+	oom_control_fd = open_counter("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events");
+}
+
 static long long pids_max_events(void)
 {
-	long long v = read_counter("/sys/fs/cgroup/pids/pids.events", "max"); /* cgroup v1 */
-	if (v < 0)
-		v = read_counter("/sys/fs/cgroup/pids.events", "max"); /* cgroup v2 */
-	return v;
+	return read_counter(pids_events_fd, "max");
 }
 
 static long long oom_kills(void)
 {
-	long long v = read_counter("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"); /* v1 */
-	if (v < 0)
-		v = read_counter("/sys/fs/cgroup/memory.events", "oom_kill"); /* v2 */
-	return v;
+	return read_counter(oom_control_fd, "oom_kill");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -435,6 +477,13 @@ static bool read_request(void)
 				set_error("FILE_DATA without FILE_NAME");
 				goto fail;
 			}
+			if (discard_request) {
+				free(file_name);
+				file_name = NULL;
+				if (!copy_value(len, -1, "FILE_DATA"))
+					goto fail;
+				break;
+			}
 			int fd = open(file_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 			if (fd < 0) {
 				set_error(errno == EEXIST ? "file name given twice" : "cannot create a file: %s",
@@ -496,6 +545,11 @@ static bool read_request(void)
 				goto fail;
 			}
 			req.have_stdin = true;
+			if (discard_request) {
+				if (!copy_value(len, -1, "STDIN"))
+					goto fail;
+				break;
+			}
 			/* The warm interpreter already holds this file as fd 0 (same offset, rewound below). */
 			req.stdin_fd = warm.stdin_fd >= 0 ? warm.stdin_fd : open_tmpfile();
 			if (req.stdin_fd < 0) {
@@ -577,50 +631,258 @@ static char **make_env(const struct strv *extra)
 	return e.v;
 }
 
-/* SIGKILL to every process of the container but ourselves (we are PID 1, all share one uid). */
+/* ------------------------------------------------------------------------------------------ */
+/* identity: the own-uid mode */
+
+static int capget_raw(uint64_t *eff, uint64_t *perm, uint64_t *inh)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof data);
+	if (syscall(SYS_capget, &hdr, data) != 0)
+		return -1;
+	*eff = (uint64_t)data[1].effective << 32 | data[0].effective;
+	*perm = (uint64_t)data[1].permitted << 32 | data[0].permitted;
+	*inh = (uint64_t)data[1].inheritable << 32 | data[0].inheritable;
+	return 0;
+}
+
+static int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2] = {
+		{ .effective = (uint32_t)eff, .permitted = (uint32_t)perm, .inheritable = (uint32_t)inh },
+		{ .effective = (uint32_t)(eff >> 32), .permitted = (uint32_t)(perm >> 32), .inheritable = (uint32_t)(inh >> 32) },
+	};
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static bool ids_are(uid_t uid, gid_t gid)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+	return getresuid(&r, &e, &s) == 0 && r == uid && e == uid && s == uid && getresgid(&rg, &eg, &sg) == 0 &&
+	       rg == gid && eg == gid && sg == gid && getgroups(0, NULL) == 0;
+}
+
+/*
+ * Started as root: become SUPERVISOR_UID:SUPERVISOR_GID with no supplementary groups, keeping CAP_SETUID
+ * and CAP_SETGID only (to give each step PROGRAM_UID), with PROGRAM_UID as the file-system uid so that the
+ * files, pipes and work directory it creates belong to the program, as they did when both shared a uid.
+ * Started as anyone else: nothing to do (the shared-uid mode). False, with the error set, on any failure:
+ * then no program runs.
+ */
+static bool setup_identity(void)
+{
+	if (getuid() != 0 && geteuid() != 0)
+		return true;
+	own_uid = true;
+	const char *step = "setgroups";
+	if (setgroups(0, NULL) != 0)
+		goto fail;
+	step = "setresgid";
+	if (setresgid(SUPERVISOR_GID, SUPERVISOR_GID, SUPERVISOR_GID) != 0)
+		goto fail;
+	step = "prctl(PR_SET_KEEPCAPS)";
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
+		goto fail;
+	step = "setresuid";
+	if (setresuid(SUPERVISOR_UID, SUPERVISOR_UID, SUPERVISOR_UID) != 0)
+		goto fail;
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	step = "capset (needs CAP_SETUID and CAP_SETGID: CapAdd SETUID, SETGID)";
+	if (capset_raw(KEEP_CAPS, KEEP_CAPS, 0) != 0)
+		goto fail;
+	step = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)";
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+		goto fail;
+	setfsuid(PROGRAM_UID);
+	setfsgid(PROGRAM_GID);
+	uint64_t eff, perm, inh;
+	errno = EPERM;
+	step = "verifying the result";
+	if (!ids_are(SUPERVISOR_UID, SUPERVISOR_GID) || capget_raw(&eff, &perm, &inh) != 0 || eff != KEEP_CAPS ||
+	    perm != KEEP_CAPS || inh != 0 || (uid_t)setfsuid((uid_t)-1) != PROGRAM_UID ||
+	    (gid_t)setfsgid((gid_t)-1) != PROGRAM_GID)
+		goto fail;
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* credential changes reset it */
+	return true;
+fail:
+	set_error("started as root, cannot become uid %d: %s: %s", SUPERVISOR_UID, step, strerror(errno));
+	return false;
+}
+
+/* In the own-uid mode, only PROGRAM_UID may signal the program's processes: take it as effective uid. */
+static void as_program(bool on)
+{
+	if (!own_uid)
+		return;
+	if (setresuid((uid_t)-1, on ? PROGRAM_UID : SUPERVISOR_UID, (uid_t)-1) != 0)
+		set_error("cannot %s the program's uid to signal it: %s", on ? "take" : "leave", strerror(errno));
+	setfsuid(PROGRAM_UID); /* setresuid moved it along with the effective uid */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* SIGKILL to every process of the container but ourselves (we are PID 1 of its PID namespace). */
 static void kill_everything(void)
 {
+	as_program(true);
 	kill(-1, SIGKILL);
+	as_program(false);
 }
 
-static void close_fds_from(int lowest)
-{
-	if (syscall(SYS_close_range, (unsigned)lowest, ~0u, 0) == 0)
-		return;
-	struct rlimit rl;
-	long max = 4096;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1u << 20)
-		max = (long)rl.rlim_max;
-	for (long fd = lowest; fd < max; fd++)
-		close((int)fd);
-}
+/* ------------------------------------------------------------------------------------------ */
+/* the supervisor's own resource limits: a program sharing its uid could lower them (prlimit) */
 
-/* ctl_fd >= 0 becomes the child's fd 3 (a warm interpreter's control pipe); nothing else passes. */
-static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int in_fd, int out_fd, int err_fd, int ctl_fd)
+static const char *const rlimit_names[RLIM_NLIMITS] = {
+	[RLIMIT_CPU] = "RLIMIT_CPU",	       [RLIMIT_FSIZE] = "RLIMIT_FSIZE",     [RLIMIT_DATA] = "RLIMIT_DATA",
+	[RLIMIT_STACK] = "RLIMIT_STACK",       [RLIMIT_CORE] = "RLIMIT_CORE",	    [RLIMIT_RSS] = "RLIMIT_RSS",
+	[RLIMIT_NPROC] = "RLIMIT_NPROC",       [RLIMIT_NOFILE] = "RLIMIT_NOFILE",   [RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK",
+	[RLIMIT_AS] = "RLIMIT_AS",	       [RLIMIT_LOCKS] = "RLIMIT_LOCKS",	    [RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING",
+	[RLIMIT_MSGQUEUE] = "RLIMIT_MSGQUEUE", [RLIMIT_NICE] = "RLIMIT_NICE",	    [RLIMIT_RTPRIO] = "RLIMIT_RTPRIO",
+	[RLIMIT_RTTIME] = "RLIMIT_RTTIME",
+};
+static struct rlimit limits_at_start[RLIM_NLIMITS];
+
+static bool snapshot_limits(void)
 {
-	setpgid(0, 0);
-	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-		_exit(127);
-	if (ctl_fd >= 0) {
-		/* dup2 onto itself would keep FD_CLOEXEC */
-		if (ctl_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(ctl_fd, 3) < 0)
-			_exit(127);
-		close_fds_from(4);
-	} else {
-		close_fds_from(3);
+	for (int r = 0; r < RLIM_NLIMITS; r++) {
+		if (getrlimit(r, &limits_at_start[r]) != 0) {
+			set_error("getrlimit(%s): %s", rlimit_names[r], strerror(errno));
+			return false;
+		}
 	}
+	return true;
+}
+
+static void format_limit(char *out, size_t size, rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		snprintf(out, size, "unlimited");
+	else
+		snprintf(out, size, "%llu", (unsigned long long)v);
+}
+
+/*
+ * Sets the error when a limit differs from the start (`what` says what happens now) and returns false.
+ * No allocation and no new descriptor: it works whatever limit was lowered.
+ */
+static bool limits_intact(const char *what)
+{
+	for (int r = 0; r < RLIM_NLIMITS; r++) {
+		struct rlimit now;
+		if (getrlimit(r, &now) != 0) {
+			set_error("getrlimit(%s): %s; %s", rlimit_names[r], strerror(errno), what);
+			return false;
+		}
+		const struct rlimit *was = &limits_at_start[r];
+		if (now.rlim_cur == was->rlim_cur && now.rlim_max == was->rlim_max)
+			continue;
+		char a[24], b[24], c[24], d[24];
+		format_limit(a, sizeof a, was->rlim_cur), format_limit(b, sizeof b, was->rlim_max);
+		format_limit(c, sizeof c, now.rlim_cur), format_limit(d, sizeof d, now.rlim_max);
+		set_error("the supervisor's %s was changed from %s/%s to %s/%s (prlimit on PID 1); %s", rlimit_names[r], a, b, c,
+			  d, what);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Grows the stack mapping once, at start: if a program later lowers RLIMIT_STACK, the supervisor's
+ * stack never needs to grow again (its deepest path is far below this).
+ */
+static __attribute__((noinline)) void prefault_stack(void)
+{
+	volatile unsigned char pad[256 * 1024];
+	for (size_t i = 0; i < sizeof pad; i += 4096)
+		pad[i] = 0;
+	pad[sizeof pad - 1] = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* starting a step: fork, then in the child everything must succeed before exec, or nothing runs */
+
+/* In the child: says what failed on the status pipe (read by spawn()) and ends. */
+static __attribute__((noreturn)) void child_fail(int status_fd, const char *what, int err)
+{
+	char msg[512];
+	int len = snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+	if (len > 0) {
+		ssize_t ignored = write(status_fd, msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1);
+		(void)ignored;
+	}
+	_exit(127);
+}
+
+/* Marks every descriptor from `lowest` up close-on-exec: they are gone when the step's program starts. */
+static int cloexec_from(int lowest)
+{
+	if (syscall(SYS_close_range, (unsigned)lowest, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) == 0)
+		return 0;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	long max = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1l << 20) : (long)rl.rlim_max;
+	for (long fd = lowest; fd < max; fd++)
+		if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0 && errno != EBADF)
+			return -1;
+	return 0;
+}
+
+/*
+ * The child of spawn(). ctl_fd >= 0 becomes its fd 3 (a warm interpreter's control socket); nothing else
+ * of the supervisor's passes exec. Any failure before exec (exec's own included) is reported on
+ * status_fd and ends the child with no program run.
+ */
+static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int in_fd, int out_fd, int err_fd, int ctl_fd,
+						  int status_fd)
+{
+	/* Above fd 3 so that the dup2 calls below cannot land on it. */
+	int st = fcntl(status_fd, F_DUPFD_CLOEXEC, 4);
+	if (st < 0)
+		child_fail(status_fd, "fcntl(F_DUPFD_CLOEXEC)", errno);
+	if (setpgid(0, 0) != 0)
+		child_fail(st, "setpgid", errno);
+	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+		child_fail(st, "dup2", errno);
+	if (ctl_fd >= 0 && (ctl_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(ctl_fd, 3)) < 0) /* dup2 onto itself would keep FD_CLOEXEC */
+		child_fail(st, "dup2 (fd 3)", errno);
+	if (cloexec_from(ctl_fd >= 0 ? 4 : 3) != 0)
+		child_fail(st, "closing the supervisor's descriptors", errno);
+	if (own_uid) {
+		/* The program's identity, and not one capability: permitted, effective, inheritable, ambient. */
+		if (setgroups(0, NULL) != 0)
+			child_fail(st, "setgroups", errno);
+		if (setresgid(PROGRAM_GID, PROGRAM_GID, PROGRAM_GID) != 0)
+			child_fail(st, "setresgid", errno);
+		if (setresuid(PROGRAM_UID, PROGRAM_UID, PROGRAM_UID) != 0)
+			child_fail(st, "setresuid", errno);
+		if (capset_raw(0, 0, 0) != 0)
+			child_fail(st, "capset", errno);
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+			child_fail(st, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
+		uint64_t eff, perm, inh;
+		if (!ids_are(PROGRAM_UID, PROGRAM_GID) || capget_raw(&eff, &perm, &inh) != 0 || eff || perm || inh)
+			child_fail(st, "verifying the program's identity", EPERM);
+	}
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		child_fail(st, "no_new_privs is not set", EPERM);
+	/* No core dumps, whatever the container's ulimits say (Docker's core=0 is the first line). */
+	struct rlimit no_core = { 0, 0 };
+	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+		child_fail(st, "setrlimit(RLIMIT_CORE)", errno);
 	/* Nothing of the supervisor's is left in this process but memory: forget the nonce, then become
 	 * dumpable again (execve would do so anyway). A non-dumpable process's /proc/self files belong to
 	 * root, which would make the oom_score_adj write below fail. */
 	explicit_bzero(req.nonce, sizeof req.nonce);
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-	/* The OOM killer should take the user's processes, never the supervisor. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+		child_fail(st, "prctl(PR_SET_DUMPABLE)", errno);
+	/* The OOM killer must take the user's processes, never the supervisor. */
 	int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (adj >= 0) {
-		ssize_t ignored = write(adj, "1000", 4);
-		(void)ignored;
-		close(adj);
-	}
+	if (adj < 0 || write(adj, "1000", 4) != 4)
+		child_fail(st, "raising oom_score_adj", errno);
+	close(adj);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
@@ -628,18 +890,14 @@ static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int i
 		sigaction(sig, &sa, NULL); /* fails harmlessly for SIGKILL, SIGSTOP and glibc's own */
 	sigset_t none;
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+		child_fail(st, "sigprocmask", errno);
 	extern char **environ;
 	environ = envp;
 	execvp(argv[0], argv);
-	int e = errno;
-	char msg[600];
-	int len = snprintf(msg, sizeof msg, "bd-supervisor: cannot execute %.300s: %s\n", argv[0], strerror(e));
-	if (len > 0) {
-		ssize_t ignored = write(2, msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1);
-		(void)ignored;
-	}
-	_exit(127);
+	char what[320];
+	snprintf(what, sizeof what, "cannot execute %.300s", argv[0]);
+	child_fail(st, what, errno);
 }
 
 struct stream {
@@ -679,62 +937,77 @@ static void drain_signalfd(void)
 
 /*
  * Forks a child running argv with in_fd as stdin and new pipes as stdout and stderr (and ctl_fd as
- * fd 3 when >= 0). Returns its pid, or -1 with errno set and *failed naming the call that failed.
+ * fd 3 when >= 0), and waits until it has exec'd. Returns its pid, or -1 with `why` saying what failed
+ * (in the supervisor or in the child before exec): then no program runs.
  */
-static pid_t spawn(char **argv, char **envp, int in_fd, int ctl_fd, int *out_fd, int *err_fd, const char **failed)
+static pid_t spawn(char **argv, char **envp, int in_fd, int ctl_fd, int *out_fd, int *err_fd, char *why, size_t why_size)
 {
-	int out_pipe[2], err_pipe[2];
-	*failed = "pipe";
-	if (pipe2(out_pipe, O_CLOEXEC) != 0)
-		return -1;
-	if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-		int e = errno;
-		close(out_pipe[0]), close(out_pipe[1]);
-		errno = e;
-		return -1;
-	}
-	*failed = "fork";
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, status[2] = { -1, -1 };
+	const char *failed = "pipe";
+	if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(status, O_CLOEXEC) != 0)
+		goto fail;
+	failed = "fork";
 	pid_t child = fork();
-	if (child < 0) {
-		int e = errno;
-		close(out_pipe[0]), close(out_pipe[1]), close(err_pipe[0]), close(err_pipe[1]);
-		errno = e;
+	if (child < 0)
+		goto fail;
+	if (child == 0)
+		child_exec(argv, envp, in_fd, out_pipe[1], err_pipe[1], ctl_fd, status[1]);
+	close(out_pipe[1]), close(err_pipe[1]), close(status[1]);
+	/* EOF: the status pipe closed on exec. Bytes: the child's last words before _exit(127). */
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read(status[0], why + got, why_size - 1 - got);
+		if (n > 0 && (got += (size_t)n) < why_size - 1)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	close(status[0]);
+	if (got > 0) {
+		why[got] = '\0';
+		while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+		}
+		close(out_pipe[0]), close(err_pipe[0]);
 		return -1;
 	}
-	if (child == 0)
-		child_exec(argv, envp, in_fd, out_pipe[1], err_pipe[1], ctl_fd);
-	close(out_pipe[1]);
-	close(err_pipe[1]);
 	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
 	*out_fd = out_pipe[0];
 	*err_fd = err_pipe[0];
 	return child;
+fail:
+	snprintf(why, why_size, "%s: %s", failed, strerror(errno));
+	int *fds[] = { &out_pipe[0], &out_pipe[1], &err_pipe[0], &err_pipe[1], &status[0], &status[1] };
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+	return -1;
 }
 
 static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint32_t timeout_ms, bool compile,
 		      struct step_result *res);
 
+/* A cold step. On any failure to start it, the error is set and the step stays absent (null). */
 static void run_step(char **argv, uint32_t timeout_ms, int in_fd, bool compile, struct step_result *res)
 {
 	memset(res, 0, sizeof *res);
-	res->present = true;
 	char **envp = make_env(&req.env);
 	int out_fd, err_fd;
-	const char *failed;
+	char why[512];
 	uint64_t start = now_ms();
-	pid_t child = spawn(argv, envp, in_fd, -1, &out_fd, &err_fd, &failed);
+	pid_t child = spawn(argv, envp, in_fd, -1, &out_fd, &err_fd, why, sizeof why);
 	free(envp);
 	if (child < 0) {
-		set_error("%s: %s", failed, strerror(errno));
-		res->present = false;
+		set_error("the %s step could not be started: %s", compile ? "compile" : "run", why);
 		return;
 	}
+	res->present = true;
 	supervise(child, out_fd, err_fd, start, timeout_ms, compile, res);
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* a growable byte buffer (the warm interpreter's argv, the result JSON) */
+/* a growable byte buffer (the warm interpreter's argv) */
 
 struct buf {
 	char *p;
@@ -756,26 +1029,29 @@ static void buf_add(struct buf *b, const char *s, size_t len)
 /* ------------------------------------------------------------------------------------------ */
 /* the warm interpreter */
 
-/* Starts --warm ARGV waiting on fd 3. A failure only means the run step will start cold. */
+/*
+ * Starts --warm ARGV with one end of a socket pair as its fd 3 (the control socket: the job's argv
+ * comes down it, the loader's acknowledgement goes up). A failure only means the run step starts cold.
+ */
 static void start_warm(void)
 {
 	int ctl[2];
 	warm.stdin_fd = open_tmpfile();
 	if (warm.stdin_fd < 0)
 		return;
-	if (pipe2(ctl, O_CLOEXEC) != 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0)
 		return;
 	char **envp = make_env(&warm.env);
-	const char *failed;
-	pid_t child = spawn(warm.argv, envp, warm.stdin_fd, ctl[0], &warm.out_fd, &warm.err_fd, &failed);
+	char why[512];
+	pid_t child = spawn(warm.argv, envp, warm.stdin_fd, ctl[1], &warm.out_fd, &warm.err_fd, why, sizeof why);
 	free(envp);
-	close(ctl[0]);
+	close(ctl[1]);
 	if (child < 0) {
-		close(ctl[1]);
+		close(ctl[0]);
 		return;
 	}
-	fcntl(ctl[1], F_SETFL, O_NONBLOCK);
-	warm.ctl_fd = ctl[1];
+	fcntl(ctl[0], F_SETFL, O_NONBLOCK);
+	warm.ctl_fd = ctl[0];
 	warm.pid = child;
 }
 
@@ -783,8 +1059,10 @@ static void start_warm(void)
 static void stop_warm(void)
 {
 	if (warm.pid > 0) {
+		as_program(true);
 		kill(-warm.pid, SIGKILL);
 		kill(warm.pid, SIGKILL);
+		as_program(false);
 		while (waitpid(warm.pid, NULL, 0) < 0 && errno == EINTR) {
 		}
 	}
@@ -811,9 +1089,37 @@ static bool warm_alive(void)
 }
 
 /*
- * The run step in the warm interpreter: its argv goes down fd 3 as NUL-terminated strings, then EOF;
- * from then on it is supervised like a cold step. Returns false when the interpreter could not take
- * the job (it died meanwhile): the caller then runs the step cold.
+ * After the job's argv went down the control socket: waits until `deadline` for the loader's one-byte
+ * acknowledgement. True only for WARM_ACK; EOF (the interpreter closed fd 3 or died, with or without
+ * reading), any other byte, its death or the deadline mean it did not take the job.
+ */
+static bool warm_took_job(uint64_t deadline)
+{
+	for (;;) {
+		unsigned char b;
+		ssize_t n = read(warm.ctl_fd, &b, 1);
+		if (n == 1)
+			return b == WARM_ACK;
+		if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+			return false;
+		uint64_t t = now_ms();
+		if (t >= deadline)
+			return false;
+		struct pollfd pfd[2] = { { .fd = warm.ctl_fd, .events = POLLIN }, { .fd = sig_fd, .events = POLLIN } };
+		if (poll(pfd, 2, (int)(deadline - t)) > 0 && pfd[1].revents) {
+			drain_signalfd();
+			if (!warm_alive())
+				return false;
+		}
+	}
+}
+
+/*
+ * The run step in the warm interpreter: its argv goes down fd 3 as NUL-terminated strings, then the
+ * supervisor shuts its side for writing (EOF); the loader answers WARM_ACK before it runs the program,
+ * and from then on it is supervised like a cold step. Returns false when the interpreter did not take
+ * the job (it died, exited, or did not answer within WARM_ACK_MS): it is killed, and the caller runs
+ * the step cold. A program that did not run is never reported as a warm run.
  */
 static bool run_warm(char **argv, uint32_t timeout_ms, struct step_result *res)
 {
@@ -821,14 +1127,15 @@ static bool run_warm(char **argv, uint32_t timeout_ms, struct step_result *res)
 	for (char **a = argv; *a; a++)
 		buf_add(&msg, *a, strlen(*a) + 1); /* with its NUL */
 	uint64_t start = now_ms();
-	bool sent = write_until(warm.ctl_fd, msg.p, msg.n, start + timeout_ms);
+	uint64_t ack_deadline = start + (timeout_ms / 2 < WARM_ACK_MS ? timeout_ms / 2 : WARM_ACK_MS);
+	bool sent = write_until(warm.ctl_fd, msg.p, msg.n, ack_deadline);
 	free(msg.p);
-	close(warm.ctl_fd);
-	warm.ctl_fd = -1;
-	if (!sent) {
+	if (!sent || shutdown(warm.ctl_fd, SHUT_WR) != 0 || !warm_took_job(ack_deadline)) {
 		stop_warm();
 		return false;
 	}
+	close(warm.ctl_fd);
+	warm.ctl_fd = -1;
 	memset(res, 0, sizeof *res);
 	res->present = true;
 	res->warm = true;
@@ -854,7 +1161,9 @@ static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint3
 	struct rusage ru;
 	memset(&ru, 0, sizeof ru);
 	uint64_t end_ms = 0;
+	uint64_t next_check = start + LIMIT_CHECK_MS;
 	static unsigned char buf[CHUNK];
+	const char *stopped = compile ? "the compile step was stopped" : "the run step was stopped";
 
 	for (;;) {
 		reap(child, &child_done, &status, &ru, &end_ms);
@@ -862,6 +1171,15 @@ static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint3
 			/* The step is over: nothing it started may outlive it. */
 			kill_everything();
 			killed = true;
+		}
+		if (!killed && now_ms() >= next_check) {
+			/* A process sharing our uid may have lowered our limits (a poll on 3 fds fails once
+			 * RLIMIT_NOFILE < 3, a low RLIMIT_CPU would kill us): stop the step before it matters. */
+			next_check = now_ms() + LIMIT_CHECK_MS;
+			if (!limits_intact(stopped)) {
+				kill_everything();
+				killed = true;
+			}
 		}
 		if (killed && !drain_deadline)
 			drain_deadline = now_ms() + DRAIN_MS;
@@ -880,6 +1198,8 @@ static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint3
 		uint64_t until = killed ? drain_deadline : deadline;
 		if (killed && !child_done && until > t + 100)
 			until = t + 100; /* keep re-killing and reaping until the child is gone */
+		if (!killed && until > next_check)
+			until = next_check;
 		struct pollfd pfd[3];
 		int nfds = 0;
 		pfd[nfds++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
@@ -888,9 +1208,29 @@ static void supervise(pid_t child, int out_fd, int err_fd, uint64_t start, uint3
 		int wait = (int)(until > t ? until - t : 0);
 		int pr = poll(pfd, (nfds_t)nfds, wait);
 		if (pr < 0 && errno != EINTR) {
-			set_error("poll: %s", strerror(errno));
+			int e = errno;
+			limits_intact(stopped); /* the likely cause, if it is one */
+			set_error("poll: %s", strerror(e));
 			kill_everything();
 			killed = true;
+			/* Without poll: keep what the killed processes left in the pipes (read until empty). */
+			for (int i = 0; i < 2; i++) {
+				struct stream *s = &streams[i];
+				ssize_t n;
+				int reads = 0; /* bounded: a dying writer cannot keep us here */
+				while (s->fd >= 0 && reads++ < 64 &&
+				       ((n = read(s->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))) {
+					if (n <= 0 || !counting)
+						continue;
+					*s->count += (uint64_t)n;
+					if (s->kept < req.output_keep) {
+						uint64_t room = req.output_keep - s->kept;
+						size_t fwd = (uint64_t)n < room ? (size_t)n : (size_t)room;
+						send_frame(s->frame, buf, fwd);
+						s->kept += fwd;
+					}
+				}
+			}
 			break;
 		}
 		if (pr <= 0)
@@ -966,10 +1306,24 @@ static bool step_ok(const struct step_result *r)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* the result frame */
+/* the result frame: built in a static buffer, so that it can be sent whatever limit was lowered */
 
-static void buf_fmt(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_fmt(struct buf *b, const char *fmt, ...)
+struct rbuf {
+	char p[RESULT_MAX];
+	size_t n;
+};
+
+static void rb_add(struct rbuf *b, const char *s, size_t len)
+{
+	/* Cannot overflow: the nonce, a 511-byte error escaped 6 bytes a byte and two steps fit. */
+	if (b->n + len > sizeof b->p)
+		len = sizeof b->p - b->n;
+	memcpy(b->p + b->n, s, len);
+	b->n += len;
+}
+
+static void rb_fmt(struct rbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rb_fmt(struct rbuf *b, const char *fmt, ...)
 {
 	char tmp[256];
 	va_list ap;
@@ -977,65 +1331,73 @@ static void buf_fmt(struct buf *b, const char *fmt, ...)
 	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+		rb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 /* A JSON string: escapes quotes, backslashes and control bytes; non-ASCII bytes become '?'. */
-static void buf_json_string(struct buf *b, const char *s)
+static void rb_json_string(struct rbuf *b, const char *s)
 {
-	buf_add(b, "\"", 1);
+	rb_add(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\') {
 			char esc[2] = { '\\', (char)*p };
-			buf_add(b, esc, 2);
+			rb_add(b, esc, 2);
 		} else if (*p < 0x20 || *p == 0x7f) {
-			buf_fmt(b, "\\u%04x", *p);
+			rb_fmt(b, "\\u%04x", *p);
 		} else if (*p >= 0x80) {
-			buf_add(b, "?", 1);
+			rb_add(b, "?", 1);
 		} else {
-			buf_add(b, (const char *)p, 1);
+			rb_add(b, (const char *)p, 1);
 		}
 	}
-	buf_add(b, "\"", 1);
+	rb_add(b, "\"", 1);
 }
 
-static void buf_step(struct buf *b, const struct step_result *r)
+static void rb_step(struct rbuf *b, const struct step_result *r)
 {
 	if (!r->present) {
-		buf_add(b, "null", 4);
+		rb_add(b, "null", 4);
 		return;
 	}
 	if (r->exited)
-		buf_fmt(b, "{\"exit_code\":%d,\"signal\":null", r->exit_code);
+		rb_fmt(b, "{\"exit_code\":%d,\"signal\":null", r->exit_code);
 	else
-		buf_fmt(b, "{\"exit_code\":null,\"signal\":%d", r->signal);
-	buf_fmt(b, ",\"timed_out\":%s,\"output_limited\":%s,\"warm\":%s", r->timed_out ? "true" : "false",
-		r->output_limited ? "true" : "false", r->warm ? "true" : "false");
-	buf_fmt(b, ",\"wall_ms\":%llu,\"cpu_ms\":%llu,\"max_rss_kb\":%llu", (unsigned long long)r->wall_ms,
-		(unsigned long long)r->cpu_ms, (unsigned long long)r->max_rss_kb);
-	buf_fmt(b, ",\"stdout_bytes\":%llu,\"stderr_bytes\":%llu}", (unsigned long long)r->stdout_bytes,
-		(unsigned long long)r->stderr_bytes);
+		rb_fmt(b, "{\"exit_code\":null,\"signal\":%d", r->signal);
+	rb_fmt(b, ",\"timed_out\":%s,\"output_limited\":%s,\"warm\":%s", r->timed_out ? "true" : "false",
+	       r->output_limited ? "true" : "false", r->warm ? "true" : "false");
+	rb_fmt(b, ",\"wall_ms\":%llu,\"cpu_ms\":%llu,\"max_rss_kb\":%llu", (unsigned long long)r->wall_ms,
+	       (unsigned long long)r->cpu_ms, (unsigned long long)r->max_rss_kb);
+	rb_fmt(b, ",\"stdout_bytes\":%llu,\"stderr_bytes\":%llu}", (unsigned long long)r->stdout_bytes,
+	       (unsigned long long)r->stderr_bytes);
 }
 
 static bool send_result(const struct step_result *compile, const struct step_result *run, bool pids_limited,
 			bool oom_killed)
 {
-	struct buf b = { 0 };
-	buf_add(&b, (const char *)req.nonce, NONCE_LEN); /* zeros when the request had none */
-	buf_add(&b, "{\"error\":", 9);
+	static struct rbuf b;
+	b.n = 0;
+	rb_add(&b, (const char *)req.nonce, NONCE_LEN); /* zeros when the request had none */
+	rb_add(&b, "{\"error\":", 9);
 	if (have_error)
-		buf_json_string(&b, error_buf);
+		rb_json_string(&b, error_buf);
 	else
-		buf_add(&b, "null", 4);
-	buf_add(&b, ",\"compile\":", 11);
-	buf_step(&b, compile);
-	buf_add(&b, ",\"run\":", 7);
-	buf_step(&b, run);
-	buf_fmt(&b, ",\"pids_limited\":%s,\"oom_killed\":%s}", pids_limited ? "true" : "false",
-		oom_killed ? "true" : "false");
+		rb_add(&b, "null", 4);
+	rb_add(&b, ",\"compile\":", 11);
+	rb_step(&b, compile);
+	rb_add(&b, ",\"run\":", 7);
+	rb_step(&b, run);
+	rb_fmt(&b, ",\"pids_limited\":%s,\"oom_killed\":%s}", pids_limited ? "true" : "false", oom_killed ? "true" : "false");
 	send_frame(FRAME_RESULT, b.p, b.n);
-	free(b.p);
 	return !out_broken;
+}
+
+/* malloc failed (a lowered RLIMIT_AS or RLIMIT_DATA, say): end the job, but with a RESULT that says so. */
+static void out_of_memory(void)
+{
+	set_error("the supervisor ran out of memory");
+	kill_everything();
+	send_result(&compile_res, &run_res, false, false);
+	_exit(1);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1095,24 +1457,34 @@ int main(int argc, char **argv)
 			return 71;
 	signal(SIGPIPE, SIG_IGN); /* a vanished host shows up as EPIPE, not as death */
 	signal(SIGXFSZ, SIG_IGN); /* RLIMIT_FSIZE shows up as EFBIG */
-
-	struct step_result compile = { 0 }, run = { 0 };
+	signal(SIGXCPU, SIG_IGN); /* a lowered RLIMIT_CPU soft limit (the hard one is caught by limits_intact) */
 
 	if (getpid() != 1) {
 		/* kill(-1) is only safe as PID 1 of the sandbox's own PID namespace. */
 		set_error("bd-supervisor must run as PID 1 of its container");
-		send_result(&compile, &run, false, false);
+		send_result(&compile_res, &run_res, false, false);
 		return 2;
 	}
 
+	/* Everything the supervisor must have before any program runs; a failure runs nothing. */
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, NULL);
+	if (sigprocmask(SIG_BLOCK, &chld, NULL) != 0)
+		set_error("sigprocmask: %s", strerror(errno));
 	sig_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sig_fd < 0)
 		set_error("signalfd: %s", strerror(errno));
-
+	/* Docker's no-new-privileges, once more from here: no step may gain privileges by exec. */
+	if (!have_error && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		set_error("cannot set no_new_privs: %s", strerror(errno));
+	if (!have_error)
+		setup_identity();
+	if (!have_error) {
+		prefault_stack();
+		open_counters();
+		snapshot_limits();
+	}
 	if (!have_error)
 		parse_options(argc, argv);
 	if (!have_error && mkdir(WORK_DIR, 0755) != 0 && errno != EEXIST)
@@ -1124,7 +1496,11 @@ int main(int argc, char **argv)
 		start_warm();
 
 	long long pids_before = -1, oom_before = -1;
-	if (!have_error && read_request()) {
+	if (have_error) {
+		/* Nothing will run; the request is still read, so that the RESULT carries its nonce. */
+		discard_request = true;
+		read_request();
+	} else if (read_request()) {
 		int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		/* Only the job's own processes count: the warm interpreter's start-up came before. */
 		bool use_warm = req.run_warm && req.compile_argv.n == 0 && warm_alive();
@@ -1137,8 +1513,10 @@ int main(int argc, char **argv)
 		} else {
 			bool go = true;
 			if (req.compile_argv.n > 0) {
-				run_step(req.compile_argv.v, req.compile_timeout_ms, null_fd, true, &compile);
-				go = step_ok(&compile) && !have_error;
+				go = limits_intact("before the compile step: nothing was run");
+				if (go)
+					run_step(req.compile_argv.v, req.compile_timeout_ms, null_fd, true, &compile_res);
+				go = go && step_ok(&compile_res) && !have_error;
 				if (go && req.pause_after_compile) {
 					send_frame(FRAME_COMPILED, NULL, 0);
 					unsigned char answer = 0;
@@ -1150,9 +1528,22 @@ int main(int argc, char **argv)
 					}
 				}
 			}
-			if (go && !(use_warm && run_warm(req.run_argv.v, req.run_timeout_ms, &run)))
+			go = go && limits_intact("before the run step: it was not started");
+			if (go && use_warm && !run_warm(req.run_argv.v, req.run_timeout_ms, &run_res)) {
+				/* The interpreter did not take the job: the program runs cold, from the first byte of
+				 * its stdin (the interpreter shared the file's offset). */
+				if (req.stdin_fd >= 0 && lseek(req.stdin_fd, 0, SEEK_SET) != 0) {
+					set_error("cannot rewind the stdin file: %s", strerror(errno));
+					go = false;
+				}
+				use_warm = false;
+			}
+			if (go && !use_warm)
 				run_step(req.run_argv.v, req.run_timeout_ms, req.stdin_fd >= 0 ? req.stdin_fd : null_fd,
-					 false, &run);
+					 false, &run_res);
+			/* A change in the last moments of a step, after its last check. */
+			if (compile_res.present || run_res.present)
+				limits_intact("found after the last step");
 		}
 	}
 
@@ -1160,7 +1551,7 @@ int main(int argc, char **argv)
 	long long oom_after = oom_kills();
 	bool pids_limited = pids_before >= 0 && pids_after > pids_before;
 	bool oom_killed = oom_before >= 0 && oom_after > oom_before;
-	if (!send_result(&compile, &run, pids_limited, oom_killed))
+	if (!send_result(&compile_res, &run_res, pids_limited, oom_killed))
 		return 1;
 	linger();
 	return 0;

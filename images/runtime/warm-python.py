@@ -1,7 +1,9 @@
 # A warm Python for bd-supervisor (--warm): started with the container, before any job, it waits on
-# fd 3 for the run step's argv ("python3", FILE, ARGS..., each NUL-terminated) and then runs FILE
-# exactly as `python3 FILE ARGS...` would have: same sys.argv, sys.path[0], __main__ module and
-# globals, same traceback and exit status. Only the interpreter's start-up has been paid already.
+# fd 3 (a socket) for the run step's argv ("python3", FILE, ARGS..., each NUL-terminated, then EOF),
+# acknowledges it with one byte (0x06) on the same socket, and then runs FILE exactly as
+# `python3 FILE ARGS...` would have: same sys.argv, sys.path[0], __main__ module and globals, same
+# traceback and exit status. Only the interpreter's start-up has been paid already. Without the
+# acknowledgement the supervisor kills this interpreter and runs the job cold (docs/protocol.md).
 # It imports nothing that the interpreter's start-up has not imported anyway.
 import sys
 
@@ -15,6 +17,7 @@ def _argv():
         if not chunk:
             break
         data += chunk
+    os.write(3, b"\x06")  # the job is taken: from here on the supervisor counts it as a warm run
     os.close(3)
     return [os.fsdecode(arg) for arg in data.split(b"\0")[:-1]]
 

@@ -118,6 +118,36 @@ t.test('a warm interpreter that is gone by the time the job comes: the step runs
   }
 });
 
+t.test('the interpreter must confirm it took the job (ACK on fd 3), else the step runs cold: no race decides it', async (t) => {
+  // Stand-in loaders, each failing at one point of the hand-off. Each is alive when the job's argv is
+  // written (they block on fd 3 first), so the outcome depends only on the ACK, never on timing.
+  const bash = languages.resolve('bash');
+  const loaders: [string, string][] = [
+    ['exits 0 as soon as the job is written, without reading it', 'import select; select.select([3], [], []); raise SystemExit(0)'],
+    ['reads the job and the whole stdin, exits 0 without answering', 'import os, sys\nwhile os.read(3, 65536): pass\nsys.stdin.read(); raise SystemExit(0)'],
+    ['reads the job, answers a wrong byte, exits 0', 'import os\nwhile os.read(3, 65536): pass\nos.write(3, b"?"); raise SystemExit(0)'],
+    ['is killed by a signal before answering', 'import os, select, signal; select.select([3], [], []); os.kill(os.getpid(), signal.SIGKILL)'],
+    ['reads the job and never answers (the ACK wait runs out)', 'import os, time\nwhile os.read(3, 65536): pass\ntime.sleep(60)'],
+  ];
+  for (const [name, loader] of loaders) {
+    const language: Language = { ...bash, id: `bash-${randomBytes(2).toString('hex')}`, run: { argv: bash.run.argv, warm: ['python3', '-c', loader] } };
+    const started = Date.now();
+    const result = await execute(language, 'echo "cold but fine: $1"; read line; echo "$line"', { warm: true, stdin: 'stdin too\n', args: ['arg'] });
+    t.match(result, { status: 'completed', exitCode: 0, stdout: 'cold but fine: arg\nstdin too\n', run: { warm: false } }, name);
+    t.ok(Date.now() - started < bash.limits.timeoutMs + 2500, `${name}: within the ACK wait and one run (${Date.now() - started} ms)`);
+  }
+});
+
+t.test('a loader that acknowledges runs the job warm (the real loaders, several times in a row)', async (t) => {
+  for (const id of ['python', 'javascript']) {
+    const language = languages.resolve(id);
+    for (let i = 0; i < 3; i++) {
+      const result = await execute(language, id === 'python' ? 'import sys; print(sys.stdin.read())' : 'process.stdin.pipe(process.stdout)', { warm: true, stdin: `job ${i}` });
+      t.match(result, { status: 'completed', stdout: new RegExp(`^job ${i}`), run: { warm: true } }, `${id} #${i}`);
+    }
+  }
+});
+
 t.test('through HTTP: the run step says it was warm; no container is left', async (t) => {
   const engine = await startEngine({ WARM_POOL: '1', WARM_POOL_LANGUAGES: 'python' });
   t.teardown(() => engine.close());
