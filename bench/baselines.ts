@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type Docker from 'dockerode';
 import type { Language } from '../src/languages/language.ts';
-import { containerOptions } from '../src/sandbox/docker-options.ts';
+import { containerOptions, type SandboxHardening } from '../src/sandbox/docker-options.ts';
 import { expandArgv } from '../src/sandbox/plan.ts';
 import { exec, runPool } from './exec.ts';
 import type { Program } from './programs.ts';
@@ -12,17 +14,23 @@ import { emptySeries, recordFailure, throughput, type Series, type Throughput } 
 const PYTHON_ARGV = ['python3', '-c', 'print(1)'];
 const CHROOT_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/tmp', LANG: 'C.UTF-8' };
 
-/** The engine's hardened create options for `language`, running `argv` directly instead of the supervisor. */
-export function hardenedOptions(language: Language, image: string, nodeId: string, argv: string[]): Docker.ContainerCreateOptions {
-  const options = containerOptions(language, `bench-${randomBytes(4).toString('hex')}`, image, nodeId);
+/**
+ * The engine's hardened create options for `language` (its seccomp profile and OCI runtime included),
+ * running `argv` directly instead of the supervisor: as the unprivileged user the engine runs programs as,
+ * without the two capabilities only the supervisor keeps.
+ */
+export function hardenedOptions(language: Language, image: string, nodeId: string, argv: string[], hardening: SandboxHardening): Docker.ContainerCreateOptions {
+  const options = containerOptions(language, `bench-${randomBytes(4).toString('hex')}`, image, nodeId, hardening);
+  const { CapAdd: _supervisorCaps, ...host } = options.HostConfig ?? {};
   return {
     ...options,
+    User: '65534:65534',
     Entrypoint: [argv[0] ?? 'true'],
     Cmd: argv.slice(1),
     AttachStdin: false,
     OpenStdin: false,
     // The loop removes the container itself after `wait`, as the engine does after the result.
-    HostConfig: { ...options.HostConfig, AutoRemove: false },
+    HostConfig: { ...host, AutoRemove: false },
   };
 }
 
@@ -36,11 +44,28 @@ export function dockerRunFlags(options: Docker.ContainerCreateOptions): string[]
   flags.push('--memory', String(host.Memory), '--memory-swap', String(host.MemorySwap), '--pids-limit', String(host.PidsLimit));
   flags.push('--cpus', String((host.NanoCpus ?? 1e9) / 1e9));
   for (const cap of host.CapDrop ?? []) flags.push('--cap-drop', cap);
-  for (const option of host.SecurityOpt ?? []) flags.push('--security-opt', option);
+  for (const cap of host.CapAdd ?? []) flags.push('--cap-add', cap);
+  // The API takes a seccomp profile's text; the CLI wants a file.
+  for (const option of host.SecurityOpt ?? []) flags.push('--security-opt', option.startsWith('seccomp=') ? `seccomp=${profileFile(option.slice('seccomp='.length))}` : option);
+  if (host.Runtime) flags.push('--runtime', host.Runtime);
   flags.push('--ipc', host.IpcMode ?? 'none', '--log-driver', host.LogConfig?.Type ?? 'none');
   for (const limit of host.Ulimits ?? []) flags.push('--ulimit', `${limit.Name}=${limit.Soft}:${limit.Hard}`);
   for (const [key, value] of Object.entries(options.Labels ?? {})) flags.push('--label', `${key}=${value}`);
   return flags;
+}
+
+const profileFiles = new Map<string, string>();
+/** The profile's text in a temporary file (one per text, removed when the process exits). */
+function profileFile(profile: string): string {
+  let file = profileFiles.get(profile);
+  if (!file) {
+    file = path.join(tmpdir(), `braindrill-bench-seccomp-${randomBytes(4).toString('hex')}.json`);
+    writeFileSync(file, profile);
+    const created = file;
+    process.once('exit', () => rmSync(created, { force: true }));
+    profileFiles.set(profile, file);
+  }
+  return file;
 }
 
 /** (a) `docker run --rm -i` of the bare interpreter with the engine's hardening, one after the other. */

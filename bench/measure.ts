@@ -12,6 +12,7 @@ import {
 } from './baselines.ts';
 import { startPostgres } from '../support/postgres.ts';
 import { startRedis } from '../support/redis.ts';
+import { engineHardening } from '../support/hardening.ts';
 import { startEngine, type Engine, type MemoryUse } from './engine.ts';
 import { sleep } from './exec.ts';
 import { burst, openLoop, rssDuringFlood, sequential, warmUp, type OpenLoopResult, type RssProbe } from './load.ts';
@@ -72,7 +73,8 @@ export async function measureBaselines(options: BenchOptions, languages: Languag
   const counts = options.counts;
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
   const python = languages.resolve('python');
-  const bareOptions = () => hardenedOptions(python, image, nodeId, ['python3', '-c', 'print(1)']);
+  const hardening = await engineHardening(docker);
+  const bareOptions = () => hardenedOptions(python, image, nodeId, ['python3', '-c', 'print(1)'], hardening);
 
   const dockerRun = await measure(options, 'docker-run', `docker run --rm × ${counts.dockerRun}`, () => dockerRunSequential(bareOptions(), counts.dockerRun));
   const bareSeq = await measure(options, 'dockerode', `bare dockerode loop × ${counts.bareSequential}`, () => bareSequential(docker, bareOptions, counts.bareSequential));

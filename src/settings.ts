@@ -32,6 +32,8 @@ export interface Settings {
   databaseUrl: string | null;
   dataDir: string;
   dockerSocket: string;
+  sandboxRuntime: 'auto' | 'runc' | 'crun' | 'runsc';
+  seccompProfile: string;
   runtimeImage: string | null;
   languagesFile: string;
   concurrency: number;
@@ -161,6 +163,8 @@ export const VARIABLES = [
   variable({ name: 'DATABASE_URL', key: 'databaseUrl', description: 'PostgreSQL; unset: embedded PGlite in DATA_DIR', default: () => null, parse: url('postgres:', 'postgresql:') }),
   variable({ name: 'DATA_DIR', key: 'dataDir', description: 'embedded database directory', default: () => path.join(ROOT_DIR, 'data'), parse: text }),
   variable({ name: 'DOCKER_SOCKET', key: 'dockerSocket', description: 'Docker Engine socket', default: () => '/var/run/docker.sock', parse: text }),
+  variable({ name: 'SANDBOX_RUNTIME', key: 'sandboxRuntime', description: 'OCI runtime of sandboxes: auto (crun where dockerd has it, else runc), runc, crun or runsc (gVisor); one dockerd lacks is a start-up error', default: () => 'auto', parse: oneOf('auto', 'runc', 'crun', 'runsc') }),
+  variable({ name: 'SECCOMP_PROFILE', key: 'seccompProfile', description: 'the sandboxes\' seccomp profile (Docker\'s JSON format), checked at start-up', default: () => path.join(ROOT_DIR, 'config', 'seccomp.json'), parse: text }),
   variable({ name: 'RUNTIME_IMAGE', key: 'runtimeImage', description: 'runtime image tag; unset: the tag images/build.sh computes from the recipe', default: () => null, parse: text }),
   variable({ name: 'LANGUAGES_FILE', key: 'languagesFile', description: 'language definitions', default: () => path.join(ROOT_DIR, 'config', 'languages.json'), parse: text }),
   variable({ name: 'CONCURRENCY', key: 'concurrency', description: 'executions at once on this node', default: () => os.availableParallelism(), parse: integer(0, 256) }),

@@ -36,7 +36,7 @@ export function spawnWorker(pool: Ref<WorkerIdle>, name: string, run: RunFunctio
           if (message.type === 'runner-crashed') {
             // The engine failed, not the program.
             log.error({ err: message.error, job: message.executionId }, 'runner crashed; answering internal');
-            result = resultWithoutRun('internal', `internal error: ${message.error.message}`);
+            result = resultWithoutRun('internal', `the runner crashed: ${message.error.message}`);
           } else {
             result = message.result;
           }

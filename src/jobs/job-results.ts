@@ -18,7 +18,7 @@ function describeFailure(result: ExecutionResult, language: Language | null): st
     case 'output_limit': return 'output limit exceeded: the program was stopped';
     case 'pids_limit': return limits ? `process limit reached (${limits.pids})` : 'process limit reached';
     case 'cancelled': return 'cancelled by request';
-    case 'internal': return stderr || 'internal error';
+    case 'internal': return `internal error: ${result.cause ?? 'the sandbox failed'}`;
   }
 }
 
@@ -61,5 +61,6 @@ export function resultFromJob(job: JobRecord): ExecutionResult {
     run: steps.run,
     stdoutBytes,
     stderrBytes,
+    cause: job.reason === 'internal' ? job.error : null,
   };
 }

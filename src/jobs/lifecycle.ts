@@ -132,7 +132,7 @@ export class JobLifecycle {
     const language = this.options.languages.find(job.language) ?? null;
     const result = language
       ? await run(planExecution(job.id, language, job, this.options.plan), job.owner, (workerId) => this.started(job.id, nodeId, workerId))
-      : resultWithoutRun('internal', `internal error: language "${job.language}" is no longer configured`);
+      : resultWithoutRun('internal', `language "${job.language}" is no longer configured`);
     await this.finish(job.id, language, result);
   }
 

@@ -129,7 +129,7 @@ export class ManagerLoop {
     } catch (error) {
       if (!(error instanceof ActorTimeoutError)) throw error;
       dispatch(pool, { type: 'cancel', executionId: plan.id });
-      return resultWithoutRun('internal', `internal error: the worker pool did not answer within ${waitMs} ms`);
+      return resultWithoutRun('internal', `the worker pool did not answer within ${waitMs} ms`);
     }
   }
 

@@ -26,6 +26,7 @@ import { connectRedis, type RedisConnections } from '../redis/connections.ts';
 import { RedisKeys } from '../redis/redis-keys.ts';
 import type { ContainerRuntime } from '../sandbox/container-runtime.ts';
 import { DockerRuntime } from '../sandbox/docker-runtime.ts';
+import { loadSeccompProfile } from '../sandbox/seccomp.ts';
 import { runtimeImageTag } from '../sandbox/image.ts';
 import type { Sandbox } from '../sandbox/sandbox.ts';
 import { ROOT_DIR, type Settings } from '../settings.ts';
@@ -49,8 +50,11 @@ export interface NodeHandle {
 export interface NodeOptions {
   /** Where logs go (tests capture them); stdout by default. */
   logDestination?: NodeJS.WritableStream;
-  /** The container runtime of the sandbox side; Docker (DOCKER_SOCKET) unless a test passes another. */
-  runtime?: (image: string, log: Logger) => ContainerRuntime;
+  /**
+   * The container runtime of the sandbox side: Docker (DOCKER_SOCKET) unless a test passes another, or
+   * wraps the engine's own (`docker()`).
+   */
+  runtime?: (docker: () => ContainerRuntime) => ContainerRuntime;
 }
 
 /** A job that has started this many times (its node died each time) is failed instead of re-run. */
@@ -96,13 +100,15 @@ export async function startNode(settings: Settings, options: NodeOptions = {}): 
 }
 
 async function assemble(settings: Settings, options: NodeOptions, log: Logger, cleanup: (() => Promise<unknown>)[], closeAll: () => Promise<void>): Promise<NodeHandle> {
-  const core = await buildCore(settings, log, cleanup);
   const image = settings.runtimeImage ?? runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime'));
-  const runtime = options.runtime?.(image, log) ?? new DockerRuntime({ socketPath: settings.dockerSocket, image, nodeId: settings.nodeId, log });
+  // Built (and its seccomp profile checked) before anything connects: a bad setting stops the node at once.
+  const docker = () => dockerRuntime(settings, image, log);
+  const runtime = settings.role === 'api' ? null : (options.runtime?.(docker) ?? docker());
+  const core = await buildCore(settings, log, cleanup);
   const timers = new Timers(log);
   cleanup.push(async () => timers.stop());
 
-  const sandboxSide = settings.role === 'api' ? null : await startSandbox(core, runtime, cleanup);
+  const sandboxSide = runtime ? await startSandbox(core, runtime, cleanup) : null;
   const workers: WorkerControl = core.redis
     ? new ClusterWorkerControl(core.redis.membership, core.redis.control, settings.maxWorkers)
     : new LocalWorkerControl(requirePool(sandboxSide), settings.nodeId, settings.concurrency, settings.maxWorkers);
@@ -113,7 +119,7 @@ async function assemble(settings: Settings, options: NodeOptions, log: Logger, c
   const ready = readiness({
     dependencies: {
       database: () => core.database.ping(),
-      ...(sandboxSide ? { docker: () => runtime.ping() } : {}),
+      ...(runtime ? { docker: () => runtime.ping() } : {}),
       ...(core.redis ? { redis: () => core.bus.ping() } : {}),
     },
     members: () => workers.members(),
@@ -136,6 +142,11 @@ async function assemble(settings: Settings, options: NodeOptions, log: Logger, c
   log.info({ url, image, role: settings.role, concurrency: settings.concurrency, database: core.database.kind, cluster: core.redis !== null }, 'braindrill node started');
   let closing: Promise<void> | null = null;
   return { app, url, image, ...(sandboxSide ? { sandbox: sandboxSide.sandbox } : {}), log, metrics: core.metrics, close: () => (closing ??= closeAll()) };
+}
+
+function dockerRuntime(settings: Settings, image: string, log: Logger): DockerRuntime {
+  const seccomp = loadSeccompProfile(settings.seccompProfile).securityOpt;
+  return new DockerRuntime({ socketPath: settings.dockerSocket, image, nodeId: settings.nodeId, seccomp, ociRuntime: settings.sandboxRuntime, log });
 }
 
 /** The database, Redis (in a cluster), the bus and the job lifecycle: shared by both sides of a node. */

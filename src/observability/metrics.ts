@@ -149,6 +149,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly sandboxFailures = new Counter({
+    name: 'braindrill_sandbox_failures_total',
+    help: 'Executions that failed closed because a hardening step could not be applied (the program did not run), by step',
+    labelNames: ['step'] as const,
+    registers: [this.registry],
+  });
+
   readonly containersReaped = new Counter({
     name: 'braindrill_containers_reaped_total',
     help: 'Leftover sandbox containers of this node removed by the reaper',

@@ -3,8 +3,22 @@ import type { Language } from '../languages/language.ts';
 import { initialMemoryMb } from './plan.ts';
 
 const SUPERVISOR_PATH = '/usr/local/bin/bd-supervisor';
-/** Unprivileged uid:gid ("nobody") for everything inside the sandbox. */
-const SANDBOX_USER = '65534:65534';
+/**
+ * The container starts as root with CAP_SETUID and CAP_SETGID only: the supervisor becomes uid 65533 at
+ * once and runs every step as 65534 ("nobody") with no capability at all, so the program cannot signal,
+ * renice or re-limit it (docs/protocol.md, "Identity and self-defence"). With user namespaces (deploy.sh
+ * enables userns-remap) that root is an unprivileged id on the host.
+ */
+const CONTAINER_USER = '0:0';
+const SUPERVISOR_CAPS = ['SETUID', 'SETGID'];
+
+/** What every sandbox gets beyond its language's limits, decided once at start-up. */
+export interface SandboxHardening {
+  /** `seccomp=<profile JSON>`: our own profile (config/seccomp.json, checked at start-up; the API takes its text). */
+  seccomp: string;
+  /** The OCI runtime dockerd runs sandboxes with (runc, crun, runsc); undefined: dockerd's default. */
+  ociRuntime?: string;
+}
 
 export const Label = {
   node: 'braindrill.node',
@@ -25,7 +39,7 @@ export function supervisorArgs(language: Language): string[] {
  * submission, so a container can be created before its job is known (the warm pool). Every hardening
  * flag is here, and docs/ARCHITECTURE.md says why each one is.
  */
-export function containerOptions(language: Language, label: string, image: string, nodeId: string): Docker.ContainerCreateOptions {
+export function containerOptions(language: Language, label: string, image: string, nodeId: string, hardening: SandboxHardening): Docker.ContainerCreateOptions {
   const limits = language.limits;
   const memory = initialMemoryMb(language) * MB;
   const pids = Math.max(limits.pids, language.compile?.pids ?? 0);
@@ -33,7 +47,7 @@ export function containerOptions(language: Language, label: string, image: strin
     Image: image,
     Entrypoint: [SUPERVISOR_PATH],
     Cmd: supervisorArgs(language),
-    User: SANDBOX_USER,
+    User: CONTAINER_USER,
     WorkingDir: '/tmp',
     Env: [],
     Hostname: 'sandbox',
@@ -58,7 +72,9 @@ export function containerOptions(language: Language, label: string, image: strin
       // Half the default weight: under contention the engine (heartbeats, HTTP) is served first.
       CpuShares: 512,
       CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
+      CapAdd: SUPERVISOR_CAPS,
+      SecurityOpt: ['no-new-privileges', hardening.seccomp],
+      ...(hardening.ociRuntime ? { Runtime: hardening.ociRuntime } : {}),
       Privileged: false,
       IpcMode: 'none',
       LogConfig: { Type: 'none', Config: {} },

@@ -1,19 +1,38 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
-import { DockerUnavailableError, ImageMissingError } from '../errors.ts';
+import { ConfigError, DockerUnavailableError, ImageMissingError } from '../errors.ts';
 import type { Language } from '../languages/language.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ContainerRuntime, ListedContainer, SandboxContainer, SupervisorChannel } from './container-runtime.ts';
 import { DockerStreamDemuxer } from './docker-demux.ts';
-import { Label, containerOptions } from './docker-options.ts';
+import { Label, containerOptions, type SandboxHardening } from './docker-options.ts';
 import { AutoRemovals, forceRemove } from './removals.ts';
 
 export interface DockerRuntimeOptions {
   socketPath: string;
   image: string;
   nodeId: string;
+  /** `seccomp=<profile JSON>` (loaded and checked at start-up). */
+  seccomp: string;
+  /** SANDBOX_RUNTIME: `auto` picks crun where dockerd has it registered, else runc. */
+  ociRuntime: OciRuntimeSetting;
   log: Logger;
+}
+
+export type OciRuntimeSetting = 'auto' | 'runc' | 'crun' | 'runsc';
+
+/**
+ * The OCI runtime for sandboxes among those dockerd has registered: `auto` prefers crun (C, no re-exec: a
+ * shorter start than runc's); a runtime named explicitly that dockerd does not have is a start-up error,
+ * never a silent fallback.
+ */
+export function chooseOciRuntime(setting: OciRuntimeSetting, registered: readonly string[]): string {
+  if (setting === 'auto') return registered.includes('crun') ? 'crun' : 'runc';
+  if (!registered.includes(setting)) {
+    throw new ConfigError(`SANDBOX_RUNTIME=${setting}, but dockerd has no runtime "${setting}" registered (it has: ${registered.join(', ') || 'none'}). Register it (./deploy.sh does for crun and runsc) or set SANDBOX_RUNTIME=auto.`);
+  }
+  return setting;
 }
 
 const MB = 1024 * 1024;
@@ -23,24 +42,35 @@ const statusCode = (error: unknown): number | undefined => (error as { statusCod
 export class DockerRuntime implements ContainerRuntime {
   readonly docker: Docker;
   private readonly autoRemovals: AutoRemovals;
+  /** Known once check() has asked dockerd which OCI runtimes it has. */
+  private hardening: SandboxHardening;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ socketPath: options.socketPath });
     this.autoRemovals = new AutoRemovals(this.docker, options.nodeId, options.log);
+    this.hardening = { seccomp: options.seccomp };
+  }
+
+  /** The OCI runtime sandboxes run with (after check()). */
+  get ociRuntime(): string | undefined {
+    return this.hardening.ociRuntime;
   }
 
   async ping(): Promise<void> {
     await this.docker.ping();
   }
 
-  /** Docker answers and the image is here (never pulled); then follows this node's container removals. */
+  /** Docker answers, the OCI runtime is there, the image is here (never pulled); then follows this node's container removals. */
   async check(): Promise<void> {
     const { socketPath, image } = this.options;
+    let registered: string[];
     try {
-      await this.docker.ping();
+      registered = Object.keys(((await this.docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
     } catch (error) {
       throw new DockerUnavailableError(socketPath, error);
     }
+    this.hardening = { ...this.hardening, ociRuntime: chooseOciRuntime(this.options.ociRuntime, registered) };
+    this.options.log.info({ ociRuntime: this.hardening.ociRuntime, setting: this.options.ociRuntime, registered }, 'sandboxes run with this OCI runtime');
     try {
       await this.docker.getImage(image).inspect();
     } catch (error) {
@@ -53,7 +83,7 @@ export class DockerRuntime implements ContainerRuntime {
   async create(language: Language, label: string): Promise<SandboxContainer> {
     const { image, nodeId, log } = this.options;
     try {
-      const container = await this.docker.createContainer(containerOptions(language, label, image, nodeId));
+      const container = await this.docker.createContainer(containerOptions(language, label, image, nodeId, this.hardening));
       return new DockerSandboxContainer(container, this.autoRemovals, log);
     } catch (error) {
       if (statusCode(error) === 404) throw new ImageMissingError(image);

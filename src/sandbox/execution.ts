@@ -50,6 +50,8 @@ export interface ExecutionResult {
   /** The raw stdout/stderr bytes, for lossless storage. */
   stdoutBytes: Buffer;
   stderrBytes: Buffer;
+  /** Reason `internal`: what failed (the supervisor's error, a hardening step, the engine), in words; otherwise null. */
+  cause: string | null;
 }
 
 /** Everything a Runner needs for one execution: derived from a Language and a Submission. */
@@ -69,21 +71,22 @@ export interface ExecutionPlan {
 
 /**
  * A result with no output and no step: what an execution that never ran reports (cancelled while it
- * waited, or the engine failed before the program ran). Every other result is built by the runner.
+ * waited, or the engine failed before the program ran, `cause` saying how). Every other result is built
+ * by the runner.
  */
-export function resultWithoutRun(reason: 'cancelled' | 'internal', stderr = ''): ExecutionResult {
+export function resultWithoutRun(reason: 'cancelled' | 'internal', cause: string | null = null): ExecutionResult {
   return {
     status: 'failed',
     reason,
     stdout: '',
-    stderr,
+    stderr: '',
+    cause,
     exitCode: null,
     signal: null,
     executionTimeMs: 0,
     truncated: false,
     compile: null,
     run: null,
-    // Nothing was printed: the message describes the failure (it becomes the job's `error`), it is not output.
     stdoutBytes: Buffer.alloc(0),
     stderrBytes: Buffer.alloc(0),
   };

@@ -76,6 +76,8 @@ class Execution {
   private hostTimedOut = false;
   private cancelled: boolean;
   private protocolFailure: string | null = null;
+  /** A hardening step that could not be applied: the program must not run. */
+  private hardeningFailure: string | null = null;
   /** Ends the exchange early (a cancel); set while the exchange runs. */
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -189,11 +191,12 @@ class Execution {
       case FrameType.COMPILE_STDOUT: this.compileStdout.push(frame.payload); return false;
       case FrameType.COMPILE_STDERR: this.compileStderr.push(frame.payload); return false;
       case FrameType.COMPILED:
-        // Compilers get their own memory figure; the program gets the language's.
-        container
-          .setMemoryLimit(this.plan.limits.memoryMb)
-          .catch((error: unknown) => this.log.warn({ err: error }, 'could not lower memory after compile; keeping the compile limit'))
-          .finally(() => channel.write(Buffer.from([1])));
+        // Compilers get their own memory figure; the program gets the language's, or does not run: it must
+        // never run with the compiler's limit (fail closed).
+        container.setMemoryLimit(this.plan.limits.memoryMb).then(
+          () => channel.write(Buffer.from([1])),
+          (error: unknown) => this.failClosed('memory_limit_update', `could not lower the memory limit to ${this.plan.limits.memoryMb} MB after the compile step: ${message(error)}`, container),
+        );
         return false;
       case FrameType.RESULT:
         try {
@@ -206,13 +209,31 @@ class Execution {
     return false;
   }
 
+  /**
+   * A hardening step could not be applied: the program does not run. The container is killed (and then
+   * removed by force), the execution ends as `internal` with the cause, and the metric counts it.
+   */
+  private failClosed(kind: string, cause: string, container: SandboxContainer): void {
+    this.hardeningFailure = cause;
+    this.deps.metrics.sandboxFailures.labels(kind).inc();
+    this.log.error({ cause }, 'a hardening step failed; the program does not run');
+    container.kill().catch(() => undefined);
+    this.wake?.();
+  }
+
   /** No result: the supervisor itself died. The container's state says whether the OOM killer did it. */
   private async explainMissingResult(container: SandboxContainer): Promise<boolean> {
-    if (this.report !== null || this.cancelled) return false;
+    if (this.report !== null) {
+      if (this.report.error !== null) this.log.error({ cause: this.report.error }, 'the supervisor reported an error');
+      return false;
+    }
+    if (this.cancelled || this.hardeningFailure !== null) return false;
     const state = await container.exitState();
     const oomKilled = state?.oomKilled === true;
     if (!oomKilled && !this.hostTimedOut) {
-      this.log.error({ protocolFailure: this.protocolFailure, diagnostics: this.diagnostics.bytes().toString('utf8'), exitCode: state?.exitCode }, 'sandbox ended without a result');
+      const lastWords = this.diagnostics.bytes().toString('utf8').trim();
+      this.protocolFailure ??= `the sandbox ended without a result (supervisor exit code ${state?.exitCode ?? 'unknown'}${lastWords ? `: ${lastWords.slice(0, 300)}` : ''})`;
+      this.log.error({ cause: this.protocolFailure, diagnostics: lastWords, exitCode: state?.exitCode }, 'sandbox ended without a result');
     }
     return oomKilled;
   }
@@ -242,7 +263,9 @@ class Execution {
     const result: ExecutionResult = {
       ...outcome,
       stdout: stdoutBytes.toString('utf8'),
-      stderr: stderrBytes.toString('utf8') || (outcome.reason === 'internal' && this.protocolFailure ? `internal error: ${this.protocolFailure}` : ''),
+      stderr: stderrBytes.toString('utf8'),
+      // Every internal failure says why: a hardening step first, then the supervisor's own error, then what the host saw.
+      cause: outcome.reason === 'internal' ? (this.hardeningFailure ?? report?.error ?? this.protocolFailure ?? 'the sandbox ended without a result') : null,
       exitCode: run?.exit_code ?? (compileFailed ? (compile?.exit_code ?? null) : null),
       signal: signalName(run?.signal ?? null),
       executionTimeMs: run?.wall_ms ?? Math.round(performance.now() - this.startedAt),
@@ -258,6 +281,8 @@ class Execution {
     return result;
   }
 }
+
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 function stepStats(step: StepReport): StepStats {
   return {

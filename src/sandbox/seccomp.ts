@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { ConfigError } from '../errors.ts';
-import { ROOT_DIR } from '../settings.ts';
 
 /**
  * The sandbox's own seccomp profile (config/seccomp.json, Docker's JSON format, derived from Docker
@@ -94,8 +92,6 @@ export class SeccompProfileError extends ConfigError {
     super(`seccomp profile ${file}: ${problem}`);
   }
 }
-
-export const DEFAULT_SECCOMP_FILE = path.join(ROOT_DIR, 'config', 'seccomp.json');
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -205,7 +201,7 @@ function compact(raw: Record<string, unknown>): string {
 }
 
 /** Reads, parses and checks the profile; the error names the file (and the syscall) on every failure. */
-export function loadSeccompProfile(file: string = DEFAULT_SECCOMP_FILE): SeccompProfile {
+export function loadSeccompProfile(file: string): SeccompProfile {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -220,15 +216,4 @@ export function loadSeccompProfile(file: string = DEFAULT_SECCOMP_FILE): Seccomp
   }
   const { defaultAction, rules } = checkProfile(file, raw);
   return { file, defaultAction, rules, securityOpt: `seccomp=${compact(raw as Record<string, unknown>)}` };
-}
-
-/** The `seccomp=<JSON>` SecurityOpt entry for container options: loaded and checked once per file. */
-const cache = new Map<string, string>();
-export function seccompSecurityOpt(file: string = DEFAULT_SECCOMP_FILE): string {
-  let opt = cache.get(file);
-  if (opt === undefined) {
-    opt = loadSeccompProfile(file).securityOpt;
-    cache.set(file, opt);
-  }
-  return opt;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
-import { startNode, type NodeHandle } from '../../src/node/start-node.ts';
+import { startNode, type NodeHandle, type NodeOptions } from '../../src/node/start-node.ts';
 import { Label } from '../../src/sandbox/docker-options.ts';
 import { loadSettings } from '../../src/settings.ts';
 import { freshDataDir } from './data-dir.ts';
@@ -30,7 +30,7 @@ const memoryRuntimes = new Map<string, MemoryRuntime>();
  * test names one, its own embedded database. Its sandboxes run on Docker, or in the fast tier
  * (BRAINDRILL_TEST_TIER=fast) on the in-memory runtime.
  */
-export async function startEngine(env: Record<string, string> = {}): Promise<TestEngine> {
+export async function startEngine(env: Record<string, string> = {}, options: { runtime?: NodeOptions['runtime'] } = {}): Promise<TestEngine> {
   const nodeId = env.NODE_ID ?? `test-${randomBytes(4).toString('hex')}`;
   const logs: string[] = [];
   const capture = new Writable({
@@ -51,7 +51,7 @@ export async function startEngine(env: Record<string, string> = {}): Promise<Tes
   });
   const runtime = FAST ? new MemoryRuntime(nodeId) : undefined;
   if (runtime) memoryRuntimes.set(nodeId, runtime);
-  const node = await startNode(settings, { logDestination: capture, ...(runtime ? { runtime: () => runtime } : {}) }).catch((error: unknown) => {
+  const node = await startNode(settings, { logDestination: capture, ...(runtime ? { runtime: () => runtime } : options.runtime ? { runtime: options.runtime } : {}) }).catch((error: unknown) => {
     memoryRuntimes.delete(nodeId);
     if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
     throw error;

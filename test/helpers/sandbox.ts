@@ -3,18 +3,20 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { loadLanguages, type Language } from '../../src/languages/language.ts';
-import { Label, containerOptions } from '../../src/sandbox/container.ts';
-import { DockerStreamDemuxer } from '../../src/sandbox/docker-stream.ts';
+import { DockerStreamDemuxer } from '../../src/sandbox/docker-demux.ts';
+import { Label, containerOptions } from '../../src/sandbox/docker-options.ts';
 import { runtimeImageTag } from '../../src/sandbox/image.ts';
 import { planExecution } from '../../src/sandbox/plan.ts';
 import { FrameDecoder, FrameType, encodeRequest, parseResult, type SupervisorReport } from '../../src/sandbox/protocol.ts';
 import { ROOT_DIR } from '../../src/settings.ts';
+import { engineHardening } from '../../support/hardening.ts';
 
 /**
  * One request straight through a sandbox container, without the engine: the engine's own create options
- * (src/sandbox/container.ts), optionally changed by `tweak` (a seccomp profile, another user...), and the
- * supervisor protocol spoken here. For tests of what the engine does not wire yet (test/hostile, the
- * seccomp profile, the supervisor's uid mode). The container is removed on every path.
+ * (src/sandbox/docker-options.ts, with its seccomp profile and OCI runtime), optionally changed by `tweak`
+ * (Docker's default profile instead, the supervisor sharing the program's uid...), and the supervisor
+ * protocol spoken here. For the hostile suite, which compares configurations. The container is removed
+ * on every path.
  */
 
 export const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
@@ -22,6 +24,9 @@ export const image = process.env.RUNTIME_IMAGE ?? runtimeImageTag(path.join(ROOT
 export const languages = loadLanguages(path.join(ROOT_DIR, 'config', 'languages.json'));
 /** The label every container started here carries: leftovers of a crashed test run can be found by it. */
 export const DIRECT_NODE_ID = 'test-direct';
+
+let engine: ReturnType<typeof engineHardening> | null = null;
+const hardening = () => (engine ??= engineHardening(docker));
 
 export function language(id: string): Language {
   const found = languages.find((l) => l.id === id);
@@ -63,16 +68,23 @@ export interface DirectResult {
 }
 
 
-/** Adds a seccomp profile (its JSON text) to the create options, as the integrator will in container.ts. */
-export function withSeccomp(securityOpt: string): (options: Docker.ContainerCreateOptions) => void {
-  return (options) => {
-    options.HostConfig!.SecurityOpt = [...(options.HostConfig!.SecurityOpt ?? []), securityOpt];
-  };
+/** Docker's default seccomp profile instead of ours (what the engine used before it had its own). */
+export function withDockerDefaultSeccomp(options: Docker.ContainerCreateOptions): void {
+  options.HostConfig!.SecurityOpt = (options.HostConfig!.SecurityOpt ?? []).filter((opt: string) => !opt.startsWith('seccomp='));
 }
 
 /**
- * The supervisor's own-uid mode: the container starts as root with CAP_SETUID and CAP_SETGID only (still
- * no-new-privileges); the supervisor becomes uid 65533 and runs every step as 65534.
+ * The supervisor's shared-uid mode (what the engine used before the own-uid mode): the container starts as
+ * 65534 with no capability, the supervisor and the program share that uid.
+ */
+export function withSharedUid(options: Docker.ContainerCreateOptions): void {
+  options.User = '65534:65534';
+  delete options.HostConfig!.CapAdd;
+}
+
+/**
+ * The supervisor's own-uid mode, the engine's: the container starts as root with CAP_SETUID and
+ * CAP_SETGID only (still no-new-privileges); the supervisor becomes uid 65533 and runs every step as 65534.
  */
 export function withOwnUid(options: Docker.ContainerCreateOptions): void {
   options.User = '0:0';
@@ -88,7 +100,7 @@ export async function runDirect(run: DirectRun): Promise<DirectResult> {
     { files: run.files.map((f) => ({ ...(f.name ? { name: f.name } : {}), content: f.content.toString() })), stdin: '', args: run.args ?? [] },
     { outputKeepBytes: run.outputKeepBytes ?? 65536, outputDrainFactor: 16 },
   );
-  const options = containerOptions(lang, `direct-${randomBytes(4).toString('hex')}`, run.image ?? image, DIRECT_NODE_ID);
+  const options = containerOptions(lang, `direct-${randomBytes(4).toString('hex')}`, run.image ?? image, DIRECT_NODE_ID, await hardening());
   options.HostConfig!.AutoRemove = false; // removed below, after its exit code was read
   run.tweak?.(options);
   const container = await docker.createContainer(options);

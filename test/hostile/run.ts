@@ -1,6 +1,6 @@
 /**
  * Runs the hostile programs of this folder in sandbox containers created with the engine's own options
- * (src/sandbox/container.ts), under several configurations, and reports what each attempt got:
+ * (src/sandbox/docker-options.ts), under several configurations, and reports what each attempt got:
  *
  *   node --import tsx test/hostile/run.ts [--json FILE] [--markdown FILE] [--old-image TAG]
  *
@@ -15,9 +15,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type Docker from 'dockerode';
-import { seccompSecurityOpt } from '../../src/sandbox/seccomp.ts';
 import { ROOT_DIR } from '../../src/settings.ts';
-import { image, language, runDirect, withOwnUid, withSeccomp, type DirectResult } from '../helpers/sandbox.ts';
+import { image, language, runDirect, withDockerDefaultSeccomp, withSharedUid, type DirectResult } from '../helpers/sandbox.ts';
 
 const HERE = path.join(ROOT_DIR, 'test', 'hostile');
 
@@ -27,16 +26,13 @@ export interface Config {
   image?: string;
 }
 
-const ours = withSeccomp(seccompSecurityOpt());
+/** The engine's sandbox is `ours+own-uid`; the others take one protection away each, to show what it does. */
 export const CONFIGS: Config[] = [
-  { name: 'docker-default' },
-  { name: 'ours' },
+  { name: 'docker-default', tweak: (o) => (withDockerDefaultSeccomp(o), withSharedUid(o)) },
+  { name: 'ours', tweak: withSharedUid },
   { name: 'ours+own-uid' },
-  { name: 'docker-default+own-uid' },
+  { name: 'docker-default+own-uid', tweak: withDockerDefaultSeccomp },
 ];
-CONFIGS[1]!.tweak = ours;
-CONFIGS[2]!.tweak = (o) => (ours(o), withOwnUid(o));
-CONFIGS[3]!.tweak = withOwnUid;
 
 export const C_ATTACKS = [
   'prlimit-read',

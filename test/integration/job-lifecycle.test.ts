@@ -45,7 +45,7 @@ interface World {
 
 const completed = (stdout: string): ExecutionResult => ({
   status: 'completed', reason: null, stdout, stderr: '', exitCode: 0, signal: null, executionTimeMs: 3, truncated: false,
-  compile: null, run: { exitCode: 0, signal: null, wallMs: 3, cpuMs: 2, maxRssKb: 900, warm: false }, stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0),
+  compile: null, run: { exitCode: 0, signal: null, wallMs: 3, cpuMs: 2, maxRssKb: 900, warm: false }, stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0), cause: null,
 });
 
 /** A manager's pool, without a sandbox: answers what the plan's code says to print, after telling a worker started it. */

@@ -105,9 +105,12 @@ t.test('root filesystem is read-only; /tmp is the only writable place, nosuid an
 
 t.test('the program runs unprivileged: uid 65534, no capabilities, no new privileges', async (t) => {
   const result = await run(engine, 'python', {
-    code: 'import os\nprint(os.getuid(), os.getgid())\nstatus = dict(l.split(":\\t") for l in open("/proc/self/status").read().splitlines() if ":\\t" in l)\nprint(status["CapEff"].strip(), status["CapBnd"].strip(), status["NoNewPrivs"].strip())',
+    code: 'import os\nprint(os.getuid(), os.getgid())\nstatus = dict(l.split(":\\t") for l in open("/proc/self/status").read().splitlines() if ":\\t" in l)\nprint(*(status[k].strip() for k in ["CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd", "NoNewPrivs"]))\nprint(open("/proc/1/status").read().split("Uid:")[1].split("\\n")[0].split())',
   });
-  t.equal(result.stdout, '65534 65534\n0000000000000000 0000000000000000 1\n', result.stderr);
+  // The container starts as root with CAP_SETUID and CAP_SETGID only (the supervisor's own-uid mode): they
+  // stay in the bounding set (dropping them needs CAP_SETPCAP), but the program holds none and, with
+  // no_new_privs, can never gain one. The supervisor runs as 65533 (65534 as its file-system uid).
+  t.equal(result.stdout, "65534 65534\n0000000000000000 0000000000000000 0000000000000000 0000000000000000 00000000000000c0 1\n['65533', '65533', '65533', '65534']\n", result.stderr);
 });
 
 t.test('a background process does not outlive the execution', async (t) => {

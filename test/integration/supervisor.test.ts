@@ -10,6 +10,7 @@ import { FrameDecoder, FrameType, encodeRequest } from '../../src/sandbox/protoc
 import { ROOT_DIR } from '../../src/settings.ts';
 import { run, startEngine } from '../helpers/engine.ts';
 import { submitJob, waitForJob } from '../helpers/jobs.ts';
+import { engineHardening } from '../../support/hardening.ts';
 
 // The user program runs beside the supervisor with the same uid: it must not be able to speak for it.
 const engine = await startEngine();
@@ -85,7 +86,7 @@ t.test('the async APIs carry the same step statistics: /jobs in snake_case, /api
 t.test('after its result the supervisor waits for the host to close stdin, then exits (and the container goes)', async (t) => {
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
   const bash = loadLanguages(path.join(ROOT_DIR, 'config', 'languages.json')).find((l) => l.id === 'bash')!;
-  const container = await docker.createContainer(containerOptions(bash, `linger-${randomBytes(3).toString('hex')}`, engine.node.image, engine.nodeId));
+  const container = await docker.createContainer(containerOptions(bash, `linger-${randomBytes(3).toString('hex')}`, engine.node.image, engine.nodeId, await engineHardening()));
   const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
   await container.start();
   const result = new Promise<void>((resolve) => {

@@ -76,7 +76,7 @@ t.test('the loader refuses bad entries with a message naming them', async (t) =>
 t.test('a warm language starts its interpreter with the container; the others start it cold', async (t) => {
   const python = registry.resolve('python');
   t.same(supervisorArgs(python), [...python.env.flatMap((pair) => ['--env', pair]), '--warm', ...python.run.warm!], 'the interpreter gets the run step\'s environment');
-  t.same(containerOptions(python, 'label', 'image', 'node').Cmd, supervisorArgs(python));
+  t.same(containerOptions(python, 'label', 'image', 'node', { seccomp: 'seccomp={}' }).Cmd, supervisorArgs(python));
   t.equal(planExecution('id', python, { files: [{ content: '' }], stdin: '', args: [] }, { outputKeepBytes: 1, outputDrainFactor: 1 }).run.warm, true);
   const c = registry.resolve('c');
   t.same(supervisorArgs(c), []);

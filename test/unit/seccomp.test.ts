@@ -3,19 +3,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { ConfigError } from '../../src/errors.ts';
-import {
-  DEFAULT_SECCOMP_FILE,
-  ENOSYS,
-  REQUIRED_DENIED,
-  SeccompProfileError,
-  loadSeccompProfile,
-  seccompSecurityOpt,
-} from '../../src/sandbox/seccomp.ts';
+import { ENOSYS, REQUIRED_DENIED, SeccompProfileError, loadSeccompProfile } from '../../src/sandbox/seccomp.ts';
+import { loadSettings } from '../../src/settings.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braindrill-seccomp-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-const shipped = loadSeccompProfile();
+/** The profile the engine loads by default (SECCOMP_PROFILE's default). */
+const SHIPPED = loadSettings({}).seccompProfile;
+const shipped = loadSeccompProfile(SHIPPED);
 const shippedJson = JSON.parse(shipped.securityOpt.slice('seccomp='.length)) as { defaultAction: string; syscalls: { names: string[]; action: string; errnoRet?: number; args: unknown[] }[] };
 
 /** Writes a variant of the shipped profile and loads it. */
@@ -29,13 +25,13 @@ function variant(name: string, change: (profile: typeof shippedJson) => unknown)
 const allowAll = (profile: typeof shippedJson) => profile.syscalls.find((r) => r.action === 'SCMP_ACT_ALLOW' && r.args.length === 0 && r.names.length > 100)!;
 
 t.test('the shipped profile loads and passes its own checks', async (t) => {
-  t.equal(shipped.file, DEFAULT_SECCOMP_FILE);
+  t.equal(shipped.file, SHIPPED);
+  t.match(SHIPPED, /config\/seccomp\.json$/);
   t.equal(shipped.defaultAction, 'SCMP_ACT_ERRNO');
   t.match(shipped.securityOpt, /^seccomp=\{"defaultAction":"SCMP_ACT_ERRNO",/);
   t.notMatch(shipped.securityOpt, /_comment|_upstream|"comment"/, 'comments stay out of what Docker stores per container');
   t.notMatch(shipped.securityOpt, /\n/);
   t.ok(shipped.securityOpt.length < 12_000, `compact: ${shipped.securityOpt.length} bytes`);
-  t.equal(seccompSecurityOpt(), shipped.securityOpt, 'the cached accessor returns the same text');
 });
 
 t.test('the shipped profile denies what must be denied, with the errno glibc needs', async (t) => {

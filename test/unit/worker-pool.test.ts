@@ -11,7 +11,7 @@ import type { ExecutionPlan, ExecutionResult } from '../../src/sandbox/execution
 const plan = (id: string, language = 'python'): ExecutionPlan => ({ id, language: { id: language } } as unknown as ExecutionPlan);
 const ok = (stdout: string): ExecutionResult => ({
   status: 'completed', reason: null, stdout, stderr: '', exitCode: 0, signal: null, executionTimeMs: 1, truncated: false,
-  compile: null, run: null, stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0),
+  compile: null, run: null, stdoutBytes: Buffer.from(stdout), stderrBytes: Buffer.alloc(0), cause: null,
 });
 
 function setup(size: number, run: RunFunction, options: Pick<PoolOptions, 'budget' | 'maxRunningPerOwner'> = {}) {
@@ -31,7 +31,7 @@ t.test('a Runner that throws ends as failed/internal and the pool keeps serving'
   const crashed = await submit(plan('boom'));
   t.equal(crashed.status, 'failed');
   t.equal(crashed.reason, 'internal');
-  t.match(crashed.stderr, /runner exploded/);
+  t.match(crashed.cause, /runner exploded/, 'and says why');
   const next = await submit(plan('after'));
   t.equal(next.stdout, 'after', 'the same single worker serves the next execution');
 });

@@ -49,7 +49,7 @@ export const langRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       }
       const result = resultFromJob(job);
       reply.headers(resultHeaders(result));
-      if (result.reason === 'internal') return sendError(reply, 500, 'internal', result.stderr || 'The sandbox failed; see the logs.');
+      if (result.reason === 'internal') return sendError(reply, 500, 'internal', job.error ?? 'The sandbox failed; see the logs.');
       if (wantsJson(request.headers.accept)) return reply.type('application/json; charset=utf-8').send(resultJson(language, result));
       const text = result.status === 'completed' ? result.stdout : result.stderr || result.stdout;
       return reply.type('text/plain; charset=utf-8').send(text);
