@@ -70,14 +70,113 @@ ensure_build() {
 
 docker_up() { docker info >/dev/null 2>&1; }
 
-ensure_docker() {
-  apt_install docker.io debootstrap
-  if docker_up; then return 0; fi
-  say "starting dockerd (no bridge, no iptables: sandboxes run with network none)"
-  nohup dockerd --bridge=none --iptables=false >"$RUN_DIR/dockerd.log" 2>&1 &
+# --- dockerd: user namespaces and OCI runtimes ----------------------------------------------------
+# The dockerd this script starts remaps container ids to a subordinate range of its own (userns-remap:
+# root in a sandbox is an unprivileged id on the host) and registers crun (and runsc, gVisor, when asked).
+# DOCKER_USERNS=0 turns the remap off for hosts that cannot use it (docs/SECURITY.md says what that gives
+# up); DOCKER_RUNSC=1 (or SANDBOX_RUNTIME=runsc) registers runsc.
+DOCKER_USERNS="${DOCKER_USERNS:-1}"
+USERNS_USER=braindrill-userns
+want_runsc() { [ "${DOCKER_RUNSC:-0}" = 1 ] || [ "${SANDBOX_RUNTIME:-}" = runsc ]; }
+
+# The dockerd options this script wants, sorted, on one line (what $RUN_DIR/dockerd.options records).
+wanted_dockerd_options() {
+  {
+    echo --bridge=none
+    echo --iptables=false
+    [ "$DOCKER_USERNS" = 1 ] && echo "--userns-remap=$USERNS_USER"
+    command -v crun >/dev/null && echo "--add-runtime=crun=$(command -v crun)"
+    want_runsc && command -v runsc >/dev/null && echo "--add-runtime=runsc=$(command -v runsc)"
+  } | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# A system user whose subordinate id range (65536 ids above every range in use) the remap uses.
+prepare_userns() {
+  [ "$DOCKER_USERNS" = 1 ] || return 0
+  id "$USERNS_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$USERNS_USER"
+  local file start
+  for file in /etc/subuid /etc/subgid; do
+    touch "$file"
+    grep -q "^$USERNS_USER:" "$file" && continue
+    start=$(awk -F: 'BEGIN { m = 100000 } { e = $2 + $3; if (e > m) m = e } END { print m }' "$file")
+    echo "$USERNS_USER:$start:65536" >>"$file"
+    say "userns-remap: $USERNS_USER gets the ids $start-$((start + 65535)) ($file)"
+  done
+}
+
+# crun 1.8 refuses a hybrid cgroup layout whose cgroup2 mount still holds a controller (hugetlb here):
+# that controller gets its own v1 hierarchy, as on a plain cgroup-v1 host.
+prepare_crun_cgroups() {
+  command -v crun >/dev/null || return 0
+  local unified=/sys/fs/cgroup/unified/cgroup.controllers controller
+  [ -s "$unified" ] || return 0
+  for controller in $(cat "$unified"); do
+    [ -d "/sys/fs/cgroup/$controller" ] && continue
+    mkdir -p "/sys/fs/cgroup/$controller" &&
+      mount -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller" &&
+      say "cgroups: mounted $controller as its own v1 hierarchy (crun needs the cgroup2 mount to hold no controller)" ||
+      say "  warning: could not mount the $controller cgroup (crun may refuse to start containers; SANDBOX_RUNTIME=runc avoids it)"
+  done
+}
+
+start_dockerd() {
+  local options
+  options=$(wanted_dockerd_options)
+  say "starting dockerd ($options)"
+  # shellcheck disable=SC2086 # the options are single words
+  nohup dockerd $options >"$RUN_DIR/dockerd.log" 2>&1 &
   echo $! >"$RUN_DIR/dockerd.pid"
+  echo "$options" >"$RUN_DIR/dockerd.options"
   for _ in $(seq 1 60); do docker_up && return 0; sleep 0.5; done
   die "dockerd did not come up; see $RUN_DIR/dockerd.log"
+}
+
+# A dockerd this script did not start is never touched: say what it lacks, and how to give it.
+advise_foreign_dockerd() {
+  local security runtimes
+  security=$(docker info --format '{{json .SecurityOptions}}' 2>/dev/null || true)
+  runtimes=$(docker info --format '{{json .Runtimes}}' 2>/dev/null || true)
+  if [ "$DOCKER_USERNS" = 1 ] && [[ $security != *userns* ]]; then
+    say "  note: the running dockerd (not started here) has no user namespaces: add \"userns-remap\": \"default\" to /etc/docker/daemon.json and restart it (or set DOCKER_USERNS=0 to accept that)"
+  fi
+  if command -v crun >/dev/null && [[ $runtimes != *crun* ]]; then
+    say "  note: the running dockerd (not started here) has no crun: add \"runtimes\": {\"crun\": {\"path\": \"$(command -v crun)\"}} to /etc/docker/daemon.json"
+  fi
+  if want_runsc && [[ $runtimes != *runsc* ]]; then
+    die "SANDBOX_RUNTIME=runsc, but the running dockerd (not started here) has no runsc: add \"runtimes\": {\"runsc\": {\"path\": \"/usr/bin/runsc\"}} to /etc/docker/daemon.json and restart it"
+  fi
+  return 0
+}
+
+# What of the engine ran before dockerd had to restart (restarted by start_engine_again).
+ENGINE_STOPPED_FOR_DOCKERD=""
+
+ensure_docker() {
+  apt_install docker.io debootstrap crun
+  if want_runsc; then apt_install runsc; fi
+  prepare_userns
+  prepare_crun_cgroups
+  if docker_up; then
+    if ! pid_of dockerd >/dev/null; then advise_foreign_dockerd; return 0; fi
+    local wanted recorded
+    wanted=$(wanted_dockerd_options)
+    recorded=$(cat "$RUN_DIR/dockerd.options" 2>/dev/null || echo "--bridge=none --iptables=false")
+    [ "$wanted" != "$recorded" ] || return 0
+    say "the dockerd this script started runs with \"$recorded\"; it now wants \"$wanted\": restarting it"
+    # Draining first: nodes stop taking jobs and finish what they run before their sandboxes go away.
+    if engine_pid >/dev/null; then ENGINE_STOPPED_FOR_DOCKERD=single; stop_pidfile braindrill; fi
+    if [ -n "$(running_managers)" ] || pid_of api-1 >/dev/null; then ENGINE_STOPPED_FOR_DOCKERD=cluster; stop_cluster_nodes; fi
+    stop_pidfile dockerd
+  fi
+  start_dockerd
+}
+
+# After `test` or `image` restarted dockerd: the engine that ran before runs again.
+start_engine_again() {
+  case $ENGINE_STOPPED_FOR_DOCKERD in
+    single) start_single ;;
+    cluster) start_cluster ;;
+  esac
 }
 
 ensure_images() {

@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { hashKey, keyId } from '../src/access/api-keys.ts';
+import { configuredKeyId } from '../src/access/api-keys.ts';
+import { KeyStore } from '../src/access/key-store.ts';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/db/database.ts';
 import { JobStore } from '../src/jobs/store.ts';
@@ -21,7 +22,6 @@ import { startPostgres } from '../support/postgres.ts';
 const ACCEPT = Number(process.env.BENCH_JOBS_ACCEPT ?? 1000);
 const ROWS = Number(process.env.BENCH_JOBS_ROWS ?? 100_000);
 const READS = 200;
-const owner = keyId(hashKey('dev-key-12345'));
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -67,6 +67,8 @@ async function listLatency(engine: Engine, query: string): Promise<{ p50: number
 async function seed(env: Record<string, string>): Promise<void> {
   const database = await openDatabase({ databaseUrl: env.DATABASE_URL ?? null, dataDir: env.DATA_DIR ?? '' });
   const store = new JobStore(database.db);
+  // The jobs belong to the development key, whose id this installation's secret derives.
+  const owner = configuredKeyId(await new KeyStore(database.db).keyIdSecret(), 'dev-key-12345');
   const jobs: NewJob[] = Array.from({ length: ROWS }, () => ({ id: randomUUID(), owner, language: 'python', version: '3', files: [{ content: 'print(1)' }], stdin: '', args: [] }));
   await store.insertMany(jobs);
   // History, as a long-running service has it: finished jobs, and a vacuumed table (autovacuum's job).

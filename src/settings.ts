@@ -194,6 +194,12 @@ export const VARIABLES = [
   variable({ name: 'BODY_LIMIT_BYTES', key: 'bodyLimitBytes', description: 'largest HTTP body accepted', default: () => 2 * 1024 * 1024, parse: integer(1024, 64 * 1024 * 1024) }),
 ] as const;
 
+/** Whether `host` is a loopback address (or `localhost`): only this machine can reach a node bound to it. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  return bare === 'localhost' || bare === '::1' || (isIP(bare) === 4 && bare.startsWith('127.'));
+}
+
 /** Parses and validates the environment; throws ConfigError naming the first bad variable. */
 export function loadSettings(environment: NodeJS.ProcessEnv = process.env): Settings {
   const settings: Partial<Settings> = {};
@@ -206,6 +212,11 @@ export function loadSettings(environment: NodeJS.ProcessEnv = process.env): Sett
   if (result.redisUrl && !result.databaseUrl) {
     throw new ConfigError(
       'REDIS_URL is set but DATABASE_URL is not: a cluster needs a shared PostgreSQL. Set DATABASE_URL, or unset REDIS_URL for the embedded single-node mode.',
+    );
+  }
+  if (result.role !== 'worker' && result.env !== 'production' && result.apiKeys === null && !isLoopbackHost(result.host)) {
+    throw new ConfigError(
+      `HOST=${result.host}: the development keys work only while the engine listens on loopback (127.0.0.1, ::1), and there is no API_KEYS. Set API_KEYS=name:key[:admin],… (keys of at least 16 characters), or bind HOST to loopback.`,
     );
   }
   return result;

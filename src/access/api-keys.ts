@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../errors.ts';
 
 /** A key as the engine keeps it: only its hash, never the key itself. */
@@ -22,21 +22,39 @@ export function hashKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
-export function keyId(hash: string): string {
-  return `key_${hash.slice(0, 16)}`;
+/**
+ * A configured key's id: an HMAC of the key under this installation's secret, so the id (in logs, job
+ * owners, /admin/keys) reveals nothing about the key, and still names the same key on every node.
+ */
+export function configuredKeyId(secret: string, key: string): string {
+  return `key_${createHmac('sha256', secret).update(key, 'utf8').digest('hex').slice(0, 16)}`;
 }
 
-export function makeKey(name: string, key: string, admin: boolean, source: ApiKey['source']): ApiKey {
-  const hash = hashKey(key);
-  return { id: keyId(hash), name, hash, admin, source };
+/** A key created at run time: a random id. */
+export function randomKeyId(): string {
+  return `key_${randomBytes(8).toString('hex')}`;
+}
+
+export function makeKey(name: string, key: string, admin: boolean, source: ApiKey['source'], secret: string): ApiKey {
+  return { id: configuredKeyId(secret, key), name, hash: hashKey(key), admin, source };
+}
+
+/** Configured keys must be at least this long (the development keys, documented, are the exception). */
+export const MIN_KEY_LENGTH = 16;
+
+/** One entry of `API_KEYS`, checked: its id needs the installation's secret (makeKey). */
+export interface ConfiguredKey {
+  name: string;
+  key: string;
+  admin: boolean;
 }
 
 /**
- * Parses `API_KEYS`: comma-separated `name:key` or `name:key:admin`. Keys must be at least 16
- * characters; production refuses the development keys.
+ * Parses `API_KEYS`: comma-separated `name:key` or `name:key:admin`. Keys must be at least
+ * MIN_KEY_LENGTH characters; production refuses the development keys.
  */
-export function parseKeyList(raw: string, production: boolean): ApiKey[] {
-  const keys: ApiKey[] = [];
+export function parseKeyList(raw: string, production: boolean): ConfiguredKey[] {
+  const keys: ConfiguredKey[] = [];
   for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
     const [name, key, role, ...rest] = entry.split(':');
     if (!name || !key || rest.length > 0 || (role !== undefined && role !== 'admin')) {
@@ -45,8 +63,8 @@ export function parseKeyList(raw: string, production: boolean): ApiKey[] {
     if (DEFAULT_KEYS.some((d) => d.key === key) && production) {
       throw new ConfigError(`API_KEYS contains the development key of "${name}"; production refuses the default keys. Generate your own (e.g. openssl rand -hex 24).`);
     }
-    if (key.length < 12) throw new ConfigError(`API_KEYS: the key of "${name}" is shorter than 12 characters.`);
-    keys.push(makeKey(name, key, role === 'admin', 'env'));
+    if (key.length < MIN_KEY_LENGTH) throw new ConfigError(`API_KEYS: the key of "${name}" is shorter than ${MIN_KEY_LENGTH} characters; generate one (e.g. openssl rand -hex 24).`);
+    keys.push({ name, key, admin: role === 'admin' });
   }
   return keys;
 }

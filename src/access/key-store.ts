@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DatabaseUnavailableError, isConnectionError } from '../db/unavailable.ts';
 import type { Schema } from '../db/schema.ts';
-import { hashKey, keyId, type ApiKey } from './api-keys.ts';
+import { hashKey, randomKeyId, type ApiKey } from './api-keys.ts';
 
 export interface StoredKey {
   id: string;
@@ -31,9 +31,18 @@ export class KeyStore {
     const key = `bd_${randomBytes(24).toString('base64url')}`;
     const hash = hashKey(key);
     const row = await guarded(() =>
-      this.db.insertInto('api_keys').values({ id: keyId(hash), name, hash, admin, source: 'database' }).returningAll().executeTakeFirstOrThrow(),
+      this.db.insertInto('api_keys').values({ id: randomKeyId(), name, hash, admin, source: 'database' }).returningAll().executeTakeFirstOrThrow(),
     );
     return { key, stored: toStored(row) };
+  }
+
+  /** This installation's secret for configured key ids: made by the first node that asks, then shared. */
+  async keyIdSecret(): Promise<string> {
+    return guarded(async () => {
+      await this.db.insertInto('install_secrets').values({ name: 'key_ids', value: randomBytes(32).toString('hex') }).onConflict((oc) => oc.column('name').doNothing()).execute();
+      const row = await this.db.selectFrom('install_secrets').select('value').where('name', '=', 'key_ids').executeTakeFirstOrThrow();
+      return row.value;
+    });
   }
 
   async list(): Promise<StoredKey[]> {

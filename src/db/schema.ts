@@ -52,8 +52,14 @@ export interface JobCountsTable {
   total: string;
 }
 
+export interface InstallSecretsTable {
+  name: string;
+  value: string;
+}
+
 export interface Schema {
   jobs: JobsTable;
   api_keys: ApiKeysTable;
   job_counts: JobCountsTable;
+  install_secrets: InstallSecretsTable;
 }

@@ -10,7 +10,7 @@ import type { SubmissionBody } from '../validation/submission.ts';
 
 export interface ReadyReport {
   ready: boolean;
-  checks: Record<string, { ok: boolean; message?: string }>;
+  checks: Record<string, { ok: boolean }>;
   members: { api: number; managers: number; workers: number };
   capacity: { idle: number; busy: number; queued: number };
 }

@@ -1,17 +1,7 @@
 import { OverloadedError, QuotaExceededError } from '../errors.ts';
+import type { ActiveCounts, ActiveJob } from './job.ts';
+import type { JobStore } from './store.ts';
 
-/** An active job as the database lists it. */
-export interface ActiveJob {
-  id: string;
-  owner: string | null;
-  status: 'queued' | 'running';
-}
-
-/** What admission needs: jobs waiting in all, and jobs waiting or running per owner. */
-export interface ActiveCounts {
-  queued: number;
-  byOwner: Map<string, number>;
-}
 
 /**
  * Jobs waiting or running, counted in memory. In the embedded and single-node modes one JobManager makes
@@ -111,7 +101,11 @@ export function admitBurst(counts: ActiveCounts, owners: readonly (string | null
 
 /** Where admission reads its counts, and hears of every job's moves. */
 export interface AdmissionCounts {
-  counts(owners: readonly string[]): Promise<ActiveCounts>;
+  /**
+   * Runs `admit` with the counts of `owners` and a store to write with, atomically: no other admission,
+   * on this node or another, comes between the counting and the storing.
+   */
+  admit<T>(owners: readonly string[], admit: (counts: ActiveCounts, store: JobStore) => Promise<T>): Promise<T>;
   added(id: string, owner: string | null): void;
   started(id: string): void;
   finished(id: string): void;
@@ -119,17 +113,14 @@ export interface AdmissionCounts {
   audit(): Promise<void>;
 }
 
-/** What the admission sources need from the job store. */
-export interface ActiveJobsSource {
-  activeCountsFor(owners: string[]): Promise<ActiveCounts>;
-  activeJobs(): Promise<ActiveJob[]>;
-}
-
-/** A cluster: other nodes change jobs too, so every burst asks the shared database. */
+/**
+ * A cluster: other nodes change jobs too, so every burst counts in the shared database, under the
+ * admission lock (per-key quotas and the backlog bound hold across API nodes).
+ */
 export class StoredAdmissionCounts implements AdmissionCounts {
-  constructor(private readonly store: ActiveJobsSource) {}
-  counts(owners: readonly string[]): Promise<ActiveCounts> {
-    return this.store.activeCountsFor([...owners]);
+  constructor(private readonly store: JobStore) {}
+  admit<T>(owners: readonly string[], admit: (counts: ActiveCounts, store: JobStore) => Promise<T>): Promise<T> {
+    return this.store.admitting(async (store) => admit(await store.activeCountsFor([...owners]), store));
   }
   added(): void {}
   started(): void {}
@@ -146,13 +137,14 @@ export class LocalAdmissionCounts implements AdmissionCounts {
   private active: ActiveJobs | null = null;
 
   constructor(
-    private readonly store: ActiveJobsSource,
+    private readonly store: JobStore,
     private readonly onDrift: (counted: number, listed: number) => void,
   ) {}
 
-  async counts(owners: readonly string[]): Promise<ActiveCounts> {
+  /** One process, one JobManager taking one burst at a time: the counts in memory are the truth. */
+  async admit<T>(owners: readonly string[], admit: (counts: ActiveCounts, store: JobStore) => Promise<T>): Promise<T> {
     this.active ??= new ActiveJobs(await this.store.activeJobs());
-    return this.active.counts(owners);
+    return admit(this.active.counts(owners), this.store);
   }
 
   added(id: string, owner: string | null): void {

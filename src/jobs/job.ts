@@ -57,3 +57,16 @@ export interface JobSummary {
   completedAt: Date | null;
   executionDurationMs: number | null;
 }
+
+/** An active job as the database lists it. */
+export interface ActiveJob {
+  id: string;
+  owner: string | null;
+  status: 'queued' | 'running';
+}
+
+/** What admission needs: jobs waiting in all, and jobs waiting or running per owner. */
+export interface ActiveCounts {
+  queued: number;
+  byOwner: Map<string, number>;
+}

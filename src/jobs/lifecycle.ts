@@ -6,9 +6,9 @@ import { resultWithoutRun, type ExecutionPlan, type ExecutionResult } from '../s
 import { planExecution, type PlanOptions } from '../sandbox/plan.ts';
 import { admitBurst, type AdmissionCounts, type AdmissionDecision, type Quotas } from './admission.ts';
 import type { Delivery, JobBus } from './bus.ts';
-import type { JobRecord, NewJob } from './job.ts';
+import type { ActiveCounts, JobRecord, NewJob } from './job.ts';
 import { jobOutcome } from './job-results.ts';
-import type { JobStore } from './store.ts';
+import { JobStore } from './store.ts';
 
 export interface LifecycleOptions {
   store: JobStore;
@@ -59,37 +59,27 @@ export class JobLifecycle {
    * them. Answers per job, in order: the stored job, or why it was refused.
    */
   async submit(batch: readonly NewJob[]): Promise<(JobRecord | Error)[]> {
-    const { admission, metrics } = this.options;
-    const owners = [...new Set(batch.map((job) => job.owner).filter((owner): owner is string => owner !== null))];
-    let decisions: AdmissionDecision[];
+    // A job whose text cannot be stored is refused first: it takes no share of any quota.
+    const unstorable = batch.map((job) => JobStore.unstorable(job));
+    const storable = batch.filter((_, index) => unstorable[index] === null);
+    const owners = [...new Set(storable.map((job) => job.owner).filter((owner): owner is string => owner !== null))];
+    let admitted: (JobRecord | Error)[];
     try {
-      decisions = admitBurst(await admission.counts(owners), batch.map((job) => job.owner), this.options.quotas);
+      admitted = await this.options.admission.admit(owners, (counts, store) => this.admit(storable, counts, store));
     } catch (error) {
-      return batch.map(() => error as Error);
+      return batch.map((_, index) => unstorable[index] ?? (error as Error));
     }
-    for (const decision of decisions) if (!decision.admitted) metrics.jobsRejected.labels(decision.cause).inc();
-    const stored = await this.store(batch.filter((_, index) => decisions[index]?.admitted));
-    const answers: (JobRecord | Error)[] = [];
-    for (const decision of decisions) {
-      if (!decision.admitted) {
-        answers.push(decision.error);
-        continue;
-      }
-      const job = stored.shift() ?? new Error('the job was not stored');
-      if (!(job instanceof Error)) await this.queue(job);
-      answers.push(job);
-    }
+    const answers = batch.map((_, index) => unstorable[index] ?? admitted.shift() ?? new Error('the job was not stored'));
+    for (const answer of answers) if (!(answer instanceof Error)) await this.queue(answer);
     return answers;
   }
 
-  /** One INSERT for the burst; one bad row fails it, so then each is written alone to get its own answer. */
-  private async store(jobs: NewJob[]): Promise<(JobRecord | Error)[]> {
-    const { store } = this.options;
-    try {
-      return await store.insertBatch(jobs);
-    } catch {
-      return Promise.all(jobs.map((job) => store.insert(job).catch((error: unknown) => error as Error)));
-    }
+  /** Decides the burst against the counts and stores the admitted jobs with one INSERT; answers in order. */
+  private async admit(jobs: NewJob[], counts: ActiveCounts, store: JobStore): Promise<(JobRecord | Error)[]> {
+    const decisions: AdmissionDecision[] = admitBurst(counts, jobs.map((job) => job.owner), this.options.quotas);
+    for (const decision of decisions) if (!decision.admitted) this.options.metrics.jobsRejected.labels(decision.cause).inc();
+    const stored = await store.insertBatch(jobs.filter((_, index) => decisions[index]?.admitted));
+    return decisions.map((decision) => (decision.admitted ? (stored.shift() ?? new Error('the job was not stored')) : decision.error));
   }
 
   /** Stored first, then queued: if queueing fails, maintenance finds the job in the database. */

@@ -2,15 +2,16 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { ValidationError } from '../errors.ts';
 import { DatabaseUnavailableError, isConnectionError } from '../db/unavailable.ts';
 import type { JobsTable, Schema } from '../db/schema.ts';
-import type { ActiveJob } from './admission.ts';
 import type { SourceFile } from '../sandbox/execution.ts';
-import { FINISHED, JOB_STATUSES, type JobOutcome, type JobRecord, type JobStatus, type JobSummary, type NewJob } from './job.ts';
+import { FINISHED, JOB_STATUSES, type ActiveJob, type JobOutcome, type JobRecord, type JobStatus, type JobSummary, type NewJob } from './job.ts';
 
 type JobRow = Selectable<JobsTable>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const EMPTY = Buffer.alloc(0);
+/** The advisory lock every admission takes (an arbitrary, fixed 64-bit key: "bd" "admit"). */
+const ADMISSION_LOCK = 0x6264_6164_6d69_74n;
 /** Rows per INSERT in insertMany (7 parameters each, far below PostgreSQL's 65535). */
 const INSERT_CHUNK = 1000;
 
@@ -23,6 +24,31 @@ const INSERT_CHUNK = 1000;
  */
 export class JobStore {
   constructor(private readonly db: Kysely<Schema>) {}
+
+  /**
+   * Runs `work` in one transaction holding the admission lock (a transaction-scoped advisory lock):
+   * admissions on every node sharing this database happen one at a time, so counting the active jobs and
+   * storing the admitted ones is one atomic check-and-reserve.
+   */
+  async admitting<T>(work: (store: JobStore) => Promise<T>): Promise<T> {
+    return this.#run(() =>
+      this.db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${ADMISSION_LOCK})`.execute(trx);
+        return work(new JobStore(trx));
+      }),
+    );
+  }
+
+  /** Why `job` cannot be stored (text PostgreSQL cannot hold), or null. */
+  static unstorable(job: NewJob): ValidationError | null {
+    try {
+      insertValues(job);
+      return null;
+    } catch (error) {
+      if (error instanceof ValidationError) return error;
+      throw error;
+    }
+  }
 
   /** Stores a new job as queued. Text that PostgreSQL cannot hold (NUL) is refused with a 400. */
   async insert(job: NewJob): Promise<JobRecord> {

@@ -26,6 +26,8 @@ import { Timers } from './timers.ts';
 
 export interface ApiSideOptions {
   production: boolean;
+  /** The node listens on loopback only: the development keys may work (development mode). */
+  loopbackOnly: boolean;
   /** `API_KEYS`: extra keys, name:key[:admin],… */
   apiKeys: string | null;
   submitPolicy: BucketPolicy;
@@ -62,7 +64,7 @@ const RATE_LIMITER_ASK_MS = 5000;
 export async function startApiSide(options: ApiSideOptions): Promise<ApiSide> {
   const { metrics, log, system } = options;
   const keys = new KeyStore(options.db);
-  const access = new AccessControl(keys, { production: options.production, apiKeys: options.apiKeys }, log);
+  const access = new AccessControl(keys, { production: options.production, loopbackOnly: options.loopbackOnly, apiKeys: options.apiKeys }, log);
   await access.start();
   const manager = spawnJobManager(system, { lifecycle: options.lifecycle, admission: options.admission, log });
   const rateLimiter = spawnRateLimiter(system, options.buckets, log);

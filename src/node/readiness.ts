@@ -1,3 +1,4 @@
+import type { Logger } from '../observability/logger.ts';
 import type { Members } from '../cluster/worker-control.ts';
 import type { ReadyReport } from '../http/services.ts';
 
@@ -8,11 +9,6 @@ function within<T>(probe: Promise<T>, ms = PROBE_TIMEOUT_MS): Promise<T> {
   return Promise.race([probe, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
 }
 
-const check = (probe: () => Promise<unknown>) =>
-  within(probe()).then(
-    () => ({ ok: true }),
-    (error: unknown) => ({ ok: false, message: error instanceof Error ? error.message : String(error) }),
-  );
 
 export interface ReadinessOptions {
   /** This node's own dependencies by name (database, docker, redis): any one down makes the node not ready. */
@@ -22,13 +18,25 @@ export interface ReadinessOptions {
   queuedJobs(): Promise<number>;
   /** Counted as one API node when membership cannot be read (this node serves the API). */
   servesApi: boolean;
+  log: Logger;
 }
 
-/** `/ready`: 503 only when this node's own dependencies are down; members and capacity for the operator. */
+/**
+ * `/ready`: 503 only when this node's own dependencies are down; members and capacity for the operator.
+ * Anyone may ask, so it says up or down per dependency, never why: the cause goes to the log.
+ */
 export function readiness(options: ReadinessOptions): () => Promise<ReadyReport> {
+  const check = (name: string, probe: () => Promise<unknown>) =>
+    within(probe()).then(
+      () => ({ ok: true }),
+      (error: unknown) => {
+        options.log.warn({ err: error, dependency: name }, 'a dependency did not answer the readiness check');
+        return { ok: false };
+      },
+    );
   return async () => {
     const checks: ReadyReport['checks'] = {};
-    for (const [name, probe] of Object.entries(options.dependencies)) checks[name] = await check(probe);
+    for (const [name, probe] of Object.entries(options.dependencies)) checks[name] = await check(name, probe);
     const members = await within(options.members()).catch(() => null);
     const queued = await within(options.queuedJobs()).catch(() => 0);
     return {

@@ -29,7 +29,7 @@ import { DockerRuntime } from '../sandbox/docker-runtime.ts';
 import { loadSeccompProfile } from '../sandbox/seccomp.ts';
 import { runtimeImageTag } from '../sandbox/image.ts';
 import type { Sandbox } from '../sandbox/sandbox.ts';
-import { ROOT_DIR, type Settings } from '../settings.ts';
+import { ROOT_DIR, isLoopbackHost, type Settings } from '../settings.ts';
 import { startApiSide, type ApiSide } from './api-side.ts';
 import { readiness } from './readiness.ts';
 import { startSandboxSide, type SandboxSide } from './sandbox-side.ts';
@@ -125,6 +125,7 @@ async function assemble(settings: Settings, options: NodeOptions, log: Logger, c
     members: () => workers.members(),
     queuedJobs: async () => (await core.store.countByStatus()).queued,
     servesApi: apiSide !== null,
+    log,
   });
   const app = await buildApp({
     ...(apiSide ? { api: apiSide.routes } : {}),
@@ -253,6 +254,7 @@ async function startApi(core: Core, workers: WorkerControl, timers: Timers, clea
   const { settings, redis } = core;
   const side = await startApiSide({
     production: settings.env === 'production',
+    loopbackOnly: isLoopbackHost(settings.host),
     apiKeys: settings.apiKeys,
     submitPolicy: { capacity: settings.rateLimitMaxRequests, windowMs: settings.rateLimitWindowSeconds * 1000 },
     readPolicy: { capacity: settings.rateLimitReadMaxRequests, windowMs: 60_000 },

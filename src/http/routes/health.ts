@@ -53,7 +53,7 @@ export const readySchema = {
     ready: { type: 'boolean' },
     checks: {
       type: 'object',
-      additionalProperties: { type: 'object', properties: { ok: { type: 'boolean' }, message: { type: 'string' } } },
+      additionalProperties: { type: 'object', properties: { ok: { type: 'boolean' } } },
     },
     members: { type: 'object', properties: { api: { type: 'integer' }, managers: { type: 'integer' }, workers: { type: 'integer' } } },
     capacity: { type: 'object', properties: { idle: { type: 'integer' }, busy: { type: 'integer' }, queued: { type: 'integer' } } },

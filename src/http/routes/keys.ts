@@ -37,10 +37,18 @@ export const keyRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.get(
     '/admin/keys',
-    { config: { access: 'admin' }, schema: { summary: 'List keys created at run time and revocations', tags: ['admin'], response: { 200: { type: 'object', properties: { keys: { type: 'array', items: keySchema } } }, ...errorResponses } } },
-    async () => ({
-      keys: (await services.keys.list()).map((k) => ({ id: k.id, name: k.name, admin: k.admin, source: k.source, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
-    }),
+    { config: { access: 'admin' }, schema: { summary: 'List keys: configured (development, API_KEYS), created at run time, and revocations', tags: ['admin'], response: { 200: { type: 'object', properties: { keys: { type: 'array', items: keySchema } } }, ...errorResponses } } },
+    async () => {
+      const stored = await services.keys.list();
+      const storedIds = new Set(stored.map((k) => k.id));
+      return {
+        keys: [
+          // A configured key that was revoked is listed once, as its revocation.
+          ...services.access.configuredKeys.filter((k) => !storedIds.has(k.id)).map((k) => ({ id: k.id, name: k.name, admin: k.admin, source: k.source, created_at: null, revoked_at: null })),
+          ...stored.map((k) => ({ id: k.id, name: k.name, admin: k.admin, source: k.source, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
+        ],
+      };
+    },
   );
 
   app.delete<{ Params: { id: string } }>(
