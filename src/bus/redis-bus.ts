@@ -1,4 +1,5 @@
 import type { DeadConsumer, Delivery, Finished, JobBus } from '../jobs/bus.ts';
+import { jobIdFrom, type Rejected } from '../redis/bus-input.ts';
 import type { RedisConnections } from '../redis/connections.ts';
 import type { RedisKeys } from '../redis/redis-keys.ts';
 import { DoneWaiters } from './done-waiters.ts';
@@ -19,21 +20,9 @@ type LockCommand = (key: string, owner: string, ttlMs: number) => Promise<unknow
 
 type StreamReply = [string, [string, string[]][]][] | null;
 
-/** The job id of a stream entry's fields (`job <id>`), or '' for an entry without one. */
-function jobIdOf(fields: readonly string[]): string {
-  const index = fields.indexOf('job');
-  return index >= 0 ? (fields[index + 1] ?? '') : '';
-}
-
-function deliveries(reply: StreamReply): Delivery[] {
-  const out: Delivery[] = [];
-  for (const [, items] of reply ?? []) {
-    for (const [receipt, fields] of items) {
-      const jobId = jobIdOf(fields);
-      if (jobId) out.push({ jobId, receipt });
-    }
-  }
-  return out;
+/** The job id of a stream entry's fields (exactly `job <uuid>`), or null for anything else. */
+function jobIdOf(fields: readonly unknown[]): string | null {
+  return fields.length === 2 && fields[0] === 'job' ? jobIdFrom(fields[1]) : null;
 }
 
 export interface RedisBusOptions {
@@ -41,6 +30,8 @@ export interface RedisBusOptions {
   keys: RedisKeys;
   /** Whether the manager node `nodeId` is alive (its membership key has not expired). */
   isAlive(nodeId: string): Promise<boolean>;
+  /** Reports a value read from Redis that is not what the engine writes (it is then ignored). */
+  rejected: Rejected;
 }
 
 /**
@@ -67,9 +58,12 @@ export class RedisBus implements JobBus {
   async start(): Promise<void> {
     await this.ensureGroup();
     const { subscriber } = this.options.redis;
-    subscriber.on('message', (channel: string, jobId: string) => {
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.keys.doneChannel && channel !== this.keys.cancelChannel) return;
+      const jobId = jobIdFrom(message);
+      if (jobId === null) return this.options.rejected(channel === this.keys.doneChannel ? 'done-notice' : 'cancel-notice', message);
       if (channel === this.keys.doneChannel) this.done.wake(jobId);
-      else if (channel === this.keys.cancelChannel) for (const listener of this.cancelListeners) listener(jobId);
+      else for (const listener of this.cancelListeners) listener(jobId);
     });
     await subscriber.subscribe(this.keys.doneChannel, this.keys.cancelChannel);
   }
@@ -91,12 +85,30 @@ export class RedisBus implements JobBus {
     const { keys } = this;
     try {
       const reply = (await this.options.redis.blocking.xreadgroup('GROUP', keys.consumerGroup, consumer, 'COUNT', max, 'BLOCK', waitMs, 'STREAMS', keys.jobStream, '>')) as StreamReply;
-      return deliveries(reply);
+      return await this.deliveries(reply);
     } catch (error) {
       // Redis restarted empty: the group is gone; recreate it and let the caller read again.
       if (String(error).includes('NOGROUP')) await this.ensureGroup();
       throw error;
     }
+  }
+
+  /** The entries that carry a job id; any other entry is reported and acknowledged (it would stay pending forever). */
+  private async deliveries(reply: StreamReply): Promise<Delivery[]> {
+    const { keys } = this;
+    const out: Delivery[] = [];
+    for (const [, items] of reply ?? []) {
+      for (const [receipt, fields] of items) {
+        const jobId = jobIdOf(fields);
+        if (jobId !== null) {
+          out.push({ jobId, receipt });
+          continue;
+        }
+        this.options.rejected('queue-entry', fields);
+        await this.options.redis.commands.multi().xack(keys.jobStream, keys.consumerGroup, receipt).xdel(keys.jobStream, receipt).exec();
+      }
+    }
+    return out;
   }
 
   async ack(delivery: Delivery): Promise<void> {
@@ -138,7 +150,7 @@ export class RedisBus implements JobBus {
     for (const [receipt] of pending) {
       const range = (await commands.xrange(keys.jobStream, receipt, receipt)) as [string, string[]][];
       const jobId = jobIdOf(range[0]?.[1] ?? []);
-      if (jobId) {
+      if (jobId !== null) {
         jobIds.push(jobId);
         tx.srem(keys.enqueuedJobs, jobId);
       }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { jobIdFrom, memberIdFrom, type Rejected } from '../redis/bus-input.ts';
 import type { MemberKind, RedisKeys } from '../redis/redis-keys.ts';
 
 /** Heartbeats every 3 s; a member whose key is not refreshed for 8 s (two missed beats) is gone. */
@@ -21,10 +22,14 @@ export interface WorkerInfo {
  * Cluster membership as expiring keys (`manager:{id}`, `worker:{uuid}`, `api:{id}`) plus one set per kind,
  * so listing never needs KEYS. A set member whose key expired is pruned when it is read.
  */
+/** Members listed per kind at most: a set grown past it by someone else is read only this far. */
+const MAX_MEMBERS = 10_000;
+
 export class Membership {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
+    private readonly rejected: Rejected,
   ) {}
 
   async heartbeat(kind: 'api' | 'manager', id: string, info: Record<string, string | number>): Promise<void> {
@@ -58,7 +63,13 @@ export class Membership {
 
   /** Live ids of a kind; expired ones are pruned from the set. */
   async live(kind: MemberKind): Promise<string[]> {
-    const ids = await this.redis.smembers(this.keys.members(kind));
+    const listed = await this.members(kind);
+    const ids = listed.filter((id) => memberIdFrom(id) !== null);
+    const invalid = listed.filter((id) => memberIdFrom(id) === null);
+    if (invalid.length > 0) {
+      for (const id of invalid) this.rejected(`member-id:${kind}`, id);
+      await this.redis.srem(this.keys.members(kind), ...invalid);
+    }
     if (ids.length === 0) return [];
     const tx = this.redis.multi();
     for (const id of ids) tx.exists(this.keys.member(kind, id));
@@ -66,6 +77,18 @@ export class Membership {
     const dead = ids.filter((_, i) => !exists[i]);
     if (dead.length > 0) await this.redis.srem(this.keys.members(kind), ...dead);
     return ids.filter((_, i) => exists[i]);
+  }
+
+  /** The set's members, MAX_MEMBERS at most (SSCAN: a huge set is never read whole). */
+  private async members(kind: MemberKind): Promise<string[]> {
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.redis.sscan(this.keys.members(kind), cursor, 'COUNT', 500);
+      found.push(...batch);
+      cursor = next;
+    } while (cursor !== '0' && found.length < MAX_MEMBERS);
+    return found.slice(0, MAX_MEMBERS);
   }
 
   async isAlive(kind: MemberKind, id: string): Promise<boolean> {
@@ -77,16 +100,23 @@ export class Membership {
     if (ids.length === 0) return [];
     const tx = this.redis.multi();
     for (const id of ids) tx.hgetall(this.keys.member('worker', id));
-    const rows = ((await tx.exec()) ?? []).map(([, value]) => value as Record<string, string>);
-    return ids
-      .map((id, i) => ({ id, row: rows[i] ?? {} }))
-      .filter(({ row }) => row.managerId)
-      .map(({ id, row }) => ({
-        id,
-        managerId: row.managerId!,
-        status: row.status === 'BUSY' ? 'BUSY' : 'IDLE',
-        currentJobId: row.currentJobId ? row.currentJobId : null,
-        startedAt: Number(row.startedAt) || Date.now(),
-      }));
+    const rows = ((await tx.exec()) ?? []).map(([, value]) => value as Record<string, string> | null);
+    const workers: WorkerInfo[] = [];
+    for (const [i, id] of ids.entries()) {
+      const worker = workerFrom(id, rows[i] ?? {});
+      if (worker) workers.push(worker);
+      else this.rejected('worker-entry', rows[i]);
+    }
+    return workers;
   }
+}
+
+/** A worker's heartbeat hash, checked field by field; null when any field is not what managers write. */
+function workerFrom(id: string, row: Record<string, string>): WorkerInfo | null {
+  const managerId = memberIdFrom(row.managerId);
+  const status = row.status === 'BUSY' || row.status === 'IDLE' ? row.status : null;
+  const currentJobId = row.currentJobId === '' ? null : jobIdFrom(row.currentJobId);
+  const startedAt = Number(row.startedAt);
+  if (managerId === null || status === null || (row.currentJobId !== '' && currentJobId === null) || !Number.isSafeInteger(startedAt) || startedAt < 0) return null;
+  return { id, managerId, status, currentJobId, startedAt };
 }

@@ -1,6 +1,7 @@
 import { ask, dispatch, type Ref } from '../actors/system.ts';
 import type { PoolMessage, PoolStats } from '../actors/worker-pool.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Rejected } from '../redis/bus-input.ts';
 import type { Redis } from '../redis/connections.ts';
 import { parseControlMessage, type ControlMessage, type ControlPlane } from './control-plane.ts';
 import type { Membership } from './membership.ts';
@@ -35,6 +36,7 @@ export interface ManagerPresenceOptions {
   defaultWorkers: number;
   /** The pool was resized: the manager loop may take more. */
   onResize(): void;
+  rejected: Rejected;
   log: Logger;
 }
 
@@ -61,7 +63,7 @@ export class ManagerPresence {
     subscriber.on('message', (channel: string, raw: string) => {
       if (channel !== control.channel) return;
       const message = parseControlMessage(raw);
-      if (!message) return this.log.warn({ raw: raw.slice(0, 200) }, 'malformed control message ignored');
+      if (!message) return this.options.rejected('control-message', raw);
       this.onControl(message).catch((error: unknown) => this.log.warn({ err: error }, 'control message failed'));
     });
     await subscriber.subscribe(control.channel);
@@ -76,7 +78,8 @@ export class ManagerPresence {
   async reconcile(): Promise<void> {
     if (this.left) return;
     const wanted = await this.options.control.initDesired(this.options.nodeId, this.options.defaultWorkers);
-    if (wanted === this.poolSize) return;
+    // Not a count this engine wrote (reported by the control plane): the pool keeps its size.
+    if (wanted === null || wanted === this.poolSize) return;
     this.log.info({ from: this.poolSize, to: wanted }, 'scaling workers');
     this.poolSize = wanted;
     dispatch(this.options.pool, { type: 'resize', count: wanted });

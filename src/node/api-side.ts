@@ -14,6 +14,7 @@ import type { ApiRoutesOptions } from '../http/app.ts';
 import type { JobsApi, Services } from '../http/services.ts';
 import type { AdmissionCounts } from '../jobs/admission.ts';
 import type { JobBus } from '../jobs/bus.ts';
+import { FINISHED } from '../jobs/job.ts';
 import type { JobLifecycle } from '../jobs/lifecycle.ts';
 import type { JobMaintenance } from '../jobs/maintenance.ts';
 import type { JobStore } from '../jobs/store.ts';
@@ -119,16 +120,25 @@ function jobsApi(manager: Ref<JobManagerMessage>, store: JobStore, bus: JobBus):
     submit,
     async run(language, submission, owner, waitMs) {
       const id = randomUUID();
+      const deadline = Date.now() + waitMs;
       // Registered before the job exists, so a fast job's notice cannot come first.
-      const finished = bus.waitDone(id, waitMs);
+      let notice = bus.waitDone(id, waitMs);
       const submitted = await submitJob(manager, { id, owner, language: language.id, version: language.version, ...submission }).catch(async (error: unknown) => {
         await bus.notifyDone(id);
         throw error;
       });
-      const done = await finished;
-      if (!done) return { job: submitted, finished: false };
-      const job = done.job ?? (await store.get(id));
-      return { job: job ?? submitted, finished: job !== undefined };
+      for (;;) {
+        const done = await notice;
+        if (!done) return { job: submitted, finished: false };
+        // A notice from another process is only a hint (anyone who can publish on the bus can send one):
+        // the stored job decides. The next wait is registered first, so a real notice is never missed.
+        if (done.job) return { job: done.job, finished: true };
+        const left = deadline - Date.now();
+        if (left > 0) notice = bus.waitDone(id, left);
+        const job = await store.get(id);
+        if (job && FINISHED.includes(job.status)) return { job, finished: true };
+        if (left <= 0) return { job: job ?? submitted, finished: false };
+      }
     },
     get: (id, owner) => store.get(id, owner ?? undefined),
     list: (owner, limit, offset) => store.list({ owner, limit, offset }),

@@ -22,6 +22,7 @@ import { loadLanguages } from '../languages/language.ts';
 import { LanguageRegistry } from '../languages/registry.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { preview, type Rejected } from '../redis/bus-input.ts';
 import { connectRedis, type RedisConnections } from '../redis/connections.ts';
 import { RedisKeys } from '../redis/redis-keys.ts';
 import type { ContainerRuntime } from '../sandbox/container-runtime.ts';
@@ -68,7 +69,7 @@ interface Core {
   languages: LanguageRegistry;
   database: Database;
   store: JobStore;
-  redis: { connections: RedisConnections; keys: RedisKeys; membership: Membership; control: ControlPlane } | null;
+  redis: { connections: RedisConnections; keys: RedisKeys; membership: Membership; control: ControlPlane; rejected: Rejected } | null;
   bus: JobBus;
   admission: AdmissionCounts;
   lifecycle: JobLifecycle;
@@ -158,16 +159,22 @@ async function buildCore(settings: Settings, log: Logger, cleanup: (() => Promis
   const database = await openDatabase({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, log });
   cleanup.push(() => database.close());
   const store = new JobStore(database.db);
+  // What a node reads from Redis is checked; what fails is ignored, logged and counted.
+  const rejected: Rejected = (kind, value) => {
+    metrics.busRejected.labels(kind).inc();
+    log.warn({ kind, value: preview(value) }, 'ignored a value read from Redis that is not what the engine writes');
+  };
   let redis: Core['redis'] = null;
   if (settings.redisUrl) {
     const connections = await connectRedis(settings.redisUrl, log);
     cleanup.push(() => connections.close());
     const keys = new RedisKeys(settings.redisPrefix);
-    redis = { connections, keys, membership: new Membership(connections.commands, keys), control: new ControlPlane(connections.commands, keys) };
+    const control = new ControlPlane(connections.commands, keys, settings.maxWorkers, rejected);
+    redis = { connections, keys, membership: new Membership(connections.commands, keys, rejected), control, rejected };
   }
   const membership = redis?.membership;
   const bus: JobBus = redis
-    ? new RedisBus({ redis: redis.connections, keys: redis.keys, isAlive: (nodeId) => membership?.isAlive('manager', nodeId) ?? Promise.resolve(false) })
+    ? new RedisBus({ redis: redis.connections, keys: redis.keys, isAlive: (nodeId) => membership?.isAlive('manager', nodeId) ?? Promise.resolve(false), rejected })
     : new InProcessBus();
   await bus.start();
   cleanup.push(() => bus.close());
@@ -232,6 +239,7 @@ async function startSandbox(core: Core, runtime: ContainerRuntime, cleanup: (() 
     pool: side.pool,
     defaultWorkers: settings.concurrency,
     onResize: () => side.loop.nudge(),
+    rejected: redis.rejected,
     log,
   });
   await presence.start();

@@ -149,6 +149,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly busRejected = new Counter({
+    name: 'braindrill_bus_rejected_total',
+    help: 'Values read from Redis that were not what the engine writes (ignored), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   readonly sandboxFailures = new Counter({
     name: 'braindrill_sandbox_failures_total',
     help: 'Executions that failed closed because a hardening step could not be applied (the program did not run), by step',

@@ -84,9 +84,10 @@ async function redisWorld(t: Test): Promise<World> {
   const connections = await connectRedis(redis.url, log);
   t.teardown(() => connections.close());
   const keys = new RedisKeys(`test-${randomBytes(3).toString('hex')}:`);
-  const membership = new Membership(connections.commands, keys);
+  const rejected = () => undefined;
+  const membership = new Membership(connections.commands, keys, rejected);
   const store = new JobStore(database.db);
-  const bus = new RedisBus({ redis: connections, keys, isAlive: (nodeId) => membership.isAlive('manager', nodeId) });
+  const bus = new RedisBus({ redis: connections, keys, isAlive: (nodeId) => membership.isAlive('manager', nodeId), rejected });
   await bus.start();
   t.teardown(() => bus.close());
   return assemble(store, bus, new StoredAdmissionCounts(store), {
