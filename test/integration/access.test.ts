@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import t from 'tap';
 import { startEngine, type TestEngine } from '../helpers/engine.ts';
 import { submitJob, waitForJob, waitForStatus } from '../helpers/jobs.ts';
@@ -35,6 +37,35 @@ t.test('keys', async (t) => {
     t.match(logs, 'api_key=[redacted]');
   });
 
+  t.test('a credential never reaches the log, however it is spelled', async (t) => {
+    const secret = (n: number) => `s3cr3t-${n}-${'q'.repeat(12)}`;
+    const spellings: [string, string, Record<string, string>][] = [
+      ['api_key', `/jobs?api_key=${secret(1)}`, {}],
+      ['api%5Fkey', `/jobs?api%5Fkey=${secret(2)}`, {}],
+      ['api%5fkey, lower-case escape', `/jobs?api%5fkey=${secret(3)}`, {}],
+      ['repeated', `/jobs?api_key=${secret(4)}&limit=1&api_key=${secret(5)}`, {}],
+      ['upper case', `/jobs?API_KEY=${secret(6)}`, {}],
+      ['apiKey', `/jobs?apiKey=${secret(7)}`, {}],
+      ['token', `/jobs?token=${secret(8)}`, {}],
+      ['access_token', `/jobs?access_token=${secret(9)}`, {}],
+      ['Authorization header', '/jobs', { authorization: `Bearer ${secret(10)}` }],
+      ['X-API-Key header', '/jobs', { 'x-api-key': secret(11) }],
+      ['X-Auth-Token header', '/jobs', { 'x-auth-token': secret(12) }],
+    ];
+    for (const [, path, headers] of spellings) await fetch(`${engine.url}${path}`, { headers });
+    // A credential in the URL's user-info, as an absolute-form request target.
+    const { hostname, port } = new URL(engine.url);
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), hostname, () => socket.end(`GET http://user:${secret(13)}@${hostname}:${port}/jobs HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`));
+      socket.on('data', () => undefined).on('close', () => resolve()).on('error', () => resolve());
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const logs = engine.logs.join('');
+    for (let n = 1; n <= 13; n++) t.notMatch(logs, secret(n), `${spellings[n - 1]?.[0] ?? 'user-info'}: not in the log`);
+    t.match(logs, /api%5Fkey=\[redacted\]/, 'the parameter is still there, its value is not');
+    t.match(logs, /user-info|\[redacted\]@/, 'the user-info is redacted');
+  });
+
   t.test('open routes stay open', async (t) => {
     for (const path of ['/health', '/ready', '/metrics', '/languages']) t.equal((await fetch(`${engine.url}${path}`)).status, 200, path);
   });
@@ -48,6 +79,17 @@ t.test('keys', async (t) => {
     t.equal((await engine.request(`/jobs/${id}`, { method: 'DELETE', headers: other })).status, 404);
     const list = (await (await engine.request('/jobs?limit=100', { headers: other })).json()) as { jobs: { job_id: string }[] };
     t.notOk(list.jobs.some((j) => j.job_id === id));
+  });
+
+  t.test('key ids reveal nothing about the key: an HMAC under this installation\'s secret', async (t) => {
+    const listed = (await (await engine.request('/admin/keys')).json()) as { keys: { id: string; name: string; source: string }[] };
+    const dev = listed.keys.find((k) => k.name === 'dev' && k.source === 'default');
+    t.match(dev, { id: /^key_[0-9a-f]{16}$/ }, 'the development keys are listed with their ids');
+    t.not(dev?.id, `key_${createHash('sha256').update('dev-key-12345').digest('hex').slice(0, 16)}`, 'not a hash of the key');
+    const other = await startEngine();
+    t.teardown(() => other.close());
+    const elsewhere = (await (await other.request('/admin/keys')).json()) as { keys: { id: string; name: string }[] };
+    t.not(elsewhere.keys.find((k) => k.name === 'dev')?.id, dev?.id, 'another installation gives the same key another id');
   });
 
   t.test('admin routes need an admin key', async (t) => {

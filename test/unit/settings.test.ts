@@ -43,3 +43,12 @@ t.test('every variable is documented in the README', async (t) => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   for (const v of VARIABLES) t.match(readme, `\`${v.name}\``, v.name);
 });
+
+t.test('the development keys only on loopback: bound elsewhere without API_KEYS, a node refuses to start', async (t) => {
+  for (const host of ['127.0.0.1', '127.0.1.1', '::1', '[::1]', 'localhost']) t.equal(loadSettings({ HOST: host }).host, host, `${host} is loopback`);
+  t.throws(() => loadSettings({ HOST: '0.0.0.0' }), /HOST=0\.0\.0\.0: the development keys work only while the engine listens on loopback.*API_KEYS/);
+  t.throws(() => loadSettings({ HOST: '::' }), /API_KEYS/);
+  t.equal(loadSettings({ HOST: '0.0.0.0', API_KEYS: 'ops:a-sixteen-chars-key:admin' }).host, '0.0.0.0', 'with API_KEYS it may listen anywhere');
+  t.equal(loadSettings({ HOST: '0.0.0.0', ROLE: 'worker', REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://x@127.0.0.1/x' }).role, 'worker', 'a manager node takes no keys');
+  t.equal(loadSettings({ NODE_ENV: 'production' }).host, '0.0.0.0', 'production never has the development keys');
+});

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { ValidationError } from '../../src/errors.ts';
+import { parseKeyList } from '../../src/access/api-keys.ts';
 import { DEFAULT_SUBMISSION_LIMITS, isSafeFileName, validateSubmission } from '../../src/validation/submission.ts';
 
 const refused = (body: Parameters<typeof validateSubmission>[0]) => {
@@ -37,4 +38,14 @@ t.test('a valid submission is normalised', async (t) => {
   t.ok(isSafeFileName('Main.java'));
   t.ok(isSafeFileName('my_module.py'));
   t.equal(DEFAULT_SUBMISSION_LIMITS.maxFiles, 32);
+});
+
+t.test('API_KEYS: keys of at least 16 characters, name:key or name:key:admin', async (t) => {
+  t.same(parseKeyList('ops:0123456789abcdef:admin, ci:fedcba9876543210', false), [
+    { name: 'ops', key: '0123456789abcdef', admin: true },
+    { name: 'ci', key: 'fedcba9876543210', admin: false },
+  ]);
+  t.throws(() => parseKeyList('short:0123456789abcde', false), /the key of "short" is shorter than 16 characters/);
+  t.throws(() => parseKeyList('bad', false), /name:key/);
+  t.throws(() => parseKeyList('dev:dev-key-12345', true), /production refuses the default keys/);
 });
