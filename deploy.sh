@@ -22,7 +22,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUN_DIR="${BRAINDRILL_RUN_DIR:-$ROOT/.run}"
 PORT="${PORT:-8080}"
 export PORT
+# State and logs (passwords, the nodes' logs) are the engine's users' only: 0700 here, 0600 inside.
+umask 077
 mkdir -p "$RUN_DIR"
+chmod 700 "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 cd "$ROOT"
 
@@ -68,6 +71,44 @@ ensure_build() {
   npm run build --silent || die "the TypeScript build failed (npm run build)"
 }
 
+# --- the installed build, and the unprivileged user API nodes run as -----------------------------
+# A checkout under /root cannot be read by another user: the build the nodes run is copied to
+# $INSTALL_DIR/<build id> (dist/, node_modules/, config/, images/, migrations/, package.json; root-owned,
+# world-readable), and $INSTALL_DIR/current points at the one running. API nodes run there as the system
+# user braindrill, which has no access to the Docker socket; only manager nodes (and the single-node
+# engine) reach Docker, as root.
+INSTALL_DIR="${BRAINDRILL_INSTALL_DIR:-/opt/braindrill}"
+SERVICE_USER="${BRAINDRILL_USER:-braindrill}"
+
+ensure_service_user() {
+  id "$SERVICE_USER" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
+  if id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx docker; then
+    die "the user $SERVICE_USER is in the docker group (root on this host, in effect): remove it (gpasswd -d $SERVICE_USER docker)"
+  fi
+}
+
+install_build() {
+  local id target
+  id=$( (cd "$ROOT" && find dist config images migrations package.json package-lock.json -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12)
+  target="$INSTALL_DIR/$id"
+  if [ ! -f "$target/.complete" ]; then
+    say "installing the build in $target (the nodes run it from there)"
+    rm -rf "$target.tmp"
+    mkdir -p "$target.tmp"
+    (cd "$ROOT" && cp -a dist config images migrations package.json package-lock.json node_modules "$target.tmp/")
+    rm -f "$target.tmp/dist/.tsbuildinfo"
+    chown -R root:root "$target.tmp"
+    chmod -R u=rwX,go=rX "$target.tmp"
+    touch "$target.tmp/.complete"
+    rm -rf "$target" && mv "$target.tmp" "$target"
+  fi
+  chmod 755 "$INSTALL_DIR"
+  ln -sfn "$target" "$INSTALL_DIR/current.tmp" && mv -T "$INSTALL_DIR/current.tmp" "$INSTALL_DIR/current"
+  # Earlier builds no node runs any more (the two newest are kept).
+  find "$INSTALL_DIR" -mindepth 1 -maxdepth 1 -type d -not -name "$id" -printf '%T@ %p\n' 2>/dev/null | sort -rn | tail -n +2 | cut -d' ' -f2- | xargs -r rm -rf
+  NODE_ENTRY="$INSTALL_DIR/current/dist/src/main.js"
+}
+
 docker_up() { docker info >/dev/null 2>&1; }
 
 # --- dockerd: user namespaces and OCI runtimes ----------------------------------------------------
@@ -109,7 +150,8 @@ prepare_userns() {
 prepare_crun_cgroups() {
   command -v crun >/dev/null || return 0
   local unified=/sys/fs/cgroup/unified/cgroup.controllers controller
-  [ -s "$unified" ] || return 0
+  # (cgroup files report size 0: read them, do not test their size)
+  [ -r "$unified" ] || return 0
   for controller in $(cat "$unified"); do
     [ -d "/sys/fs/cgroup/$controller" ] && continue
     mkdir -p "/sys/fs/cgroup/$controller" &&
@@ -218,7 +260,7 @@ wait_ready() {
 start_single() {
   if pid=$(engine_pid); then say "already running (pid $pid) on port $PORT"; return 0; fi
   say "starting braindrill (embedded single-node mode) on ${HOST:-127.0.0.1}:$PORT"
-  ROLE=all nohup node "$ENTRY" >>"$RUN_DIR/braindrill.log" 2>&1 &
+  ROLE=all nohup node "$NODE_ENTRY" >>"$RUN_DIR/braindrill.log" 2>&1 &
   echo $! >"$RUN_DIR/braindrill.pid"
   wait_ready
 }
@@ -229,6 +271,8 @@ setup() {
   ensure_node_deps
   ensure_build
   ensure_images
+  ensure_service_user
+  install_build
 }
 
 stop_pidfile() {
@@ -315,31 +359,69 @@ manager_concurrency() {
   echo $(((cores / managers) > 0 ? cores / managers : 1))
 }
 
-redis_answers() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+# --- Redis: loopback, AOF, a password ---------------------------------------------------------------
+REDIS_PASSWORD_FILE="$RUN_DIR/redis.password"
+
+# PING with the password this script keeps (if any): PONG means Redis answers and the password is right.
+redis_answers() {
+  local auth=()
+  [ -s "$REDIS_PASSWORD_FILE" ] && auth=(-a "$(cat "$REDIS_PASSWORD_FILE")" --no-auth-warning)
+  [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "${auth[@]}" ping 2>/dev/null)" = PONG ]
+}
+
+# PING without any password: PONG means anyone on this machine may use that Redis.
+redis_open() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+# A Redis URL's password, if it has one (redis://[user]:password@host...).
+url_has_password() { [[ $1 =~ ^rediss?://[^/@]*:[^/@]+@ ]]; }
 
 ensure_redis() {
   if [ -n "$USER_REDIS_URL" ]; then
     REDIS_URL=$USER_REDIS_URL
     say "Redis: using REDIS_URL from the environment"
-    return 0
-  fi
-  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-  apt_install redis-server
-  if pid_of redis >/dev/null && redis_answers; then return 0; fi
-  if redis_answers; then
-    say "Redis: reusing the one answering on 127.0.0.1:$REDIS_PORT (not started here: down leaves it running)"
-    if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendonly 2>/dev/null | tail -n 1)" = no ]; then
-      say "  warning: it runs without AOF (appendonly no): queued jobs are lost if it restarts"
+    if ! url_has_password "$REDIS_URL" && [[ $REDIS_URL =~ ^redis://(127\.0\.0\.1|localhost):$REDIS_PORT ]] && redis_open; then
+      die "REDIS_URL points at a Redis that answers without a password: every node must authenticate. Give it a password (requirepass) and put it in REDIS_URL (redis://:PASSWORD@host:port), or unset REDIS_URL to let this script start its own."
     fi
     return 0
   fi
-  port_busy "$REDIS_PORT" && die "port $REDIS_PORT is taken by something that is not Redis; set REDIS_PORT or REDIS_URL"
+  apt_install redis-server
+  if [ ! -s "$REDIS_PASSWORD_FILE" ]; then
+    (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$REDIS_PASSWORD_FILE")
+  fi
+  REDIS_URL="redis://:$(cat "$REDIS_PASSWORD_FILE")@127.0.0.1:$REDIS_PORT"
+  if pid_of redis >/dev/null; then
+    if redis_open; then
+      # Started here before it had a password: restarted with one, its data kept (the AOF in its dir).
+      say "Redis (started here) runs without a password: restarting it with one (its data is kept)"
+      stop_pidfile redis
+    elif redis_answers; then
+      return 0
+    fi
+  elif redis_open; then
+    die "a Redis this script did not start answers on 127.0.0.1:$REDIS_PORT without a password: anyone on this machine could use the engine's queue. Give it a password and set REDIS_URL=redis://:PASSWORD@127.0.0.1:$REDIS_PORT, or stop it, or set REDIS_PORT for another."
+  elif redis_answers; then
+    say "Redis: reusing the one answering on 127.0.0.1:$REDIS_PORT with this script's password"
+    return 0
+  fi
+  port_busy "$REDIS_PORT" && die "port $REDIS_PORT is taken by something this script cannot use (another Redis with a password, or not Redis); set REDIS_PORT or REDIS_URL"
   mkdir -p "$RUN_DIR/redis"
-  say "starting Redis on 127.0.0.1:$REDIS_PORT (AOF in $RUN_DIR/redis)"
-  setsid nohup redis-server --port "$REDIS_PORT" --bind 127.0.0.1 -::1 --protected-mode yes \
-    --appendonly yes --appendfsync everysec --dir "$RUN_DIR/redis" \
-    --daemonize no --pidfile "$RUN_DIR/redis.pid" --logfile '' \
-    </dev/null >>"$RUN_DIR/redis.log" 2>&1 &
+  chmod 700 "$RUN_DIR/redis"
+  # The password goes in a config file only root can read, not on the command line (ps shows that).
+  (umask 077 && cat >"$RUN_DIR/redis.conf" <<CONF
+port $REDIS_PORT
+bind 127.0.0.1 -::1
+protected-mode yes
+requirepass $(cat "$REDIS_PASSWORD_FILE")
+appendonly yes
+appendfsync everysec
+dir $RUN_DIR/redis
+daemonize no
+pidfile $RUN_DIR/redis.pid
+logfile ""
+CONF
+  )
+  say "starting Redis on 127.0.0.1:$REDIS_PORT (password in $REDIS_PASSWORD_FILE, AOF in $RUN_DIR/redis)"
+  setsid nohup redis-server "$RUN_DIR/redis.conf" </dev/null >>"$RUN_DIR/redis.log" 2>&1 &
   echo $! >"$RUN_DIR/redis.pid"
   for _ in $(seq 1 40); do
     redis_answers && return 0
@@ -428,10 +510,14 @@ start_node() {
   port_busy "$port" && die "port $port (for $name) is taken by another process; stop it, or set PORT / MANAGER_PORT_BASE"
   concurrency=${CONCURRENCY:-}
   if [ "$role" = worker ] && [ -z "$concurrency" ]; then concurrency=$(manager_concurrency); fi
-  say "starting $name (ROLE=$role) on ${HOST:-127.0.0.1}:$port${concurrency:+, CONCURRENCY=$concurrency}"
-  # setsid: a Ctrl-C in this terminal does not reach (and drain) the nodes.
+  local as_user=()
+  # An API node needs neither Docker nor root: it runs as the service user (setpriv execs, keeping the pid).
+  if [ "$role" = api ]; then as_user=(setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --clear-groups --inh-caps=-all --bounding-set=-all --); fi
+  say "starting $name (ROLE=$role$([ "$role" = api ] && echo ", as $SERVICE_USER")) on ${HOST:-127.0.0.1}:$port${concurrency:+, CONCURRENCY=$concurrency}"
+  # setsid: a Ctrl-C in this terminal does not reach (and drain) the nodes. The log is created by this
+  # (root) shell with mode 0600; the node writes to it through the inherited descriptor.
   ROLE=$role NODE_ID=$name PORT=$port REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL CONCURRENCY=$concurrency \
-    setsid nohup node "$ENTRY" </dev/null >>"$RUN_DIR/$name.log" 2>&1 &
+    setsid nohup "${as_user[@]}" node "$NODE_ENTRY" </dev/null >>"$RUN_DIR/$name.log" 2>&1 &
   echo $! >"$RUN_DIR/$name.pid"
 }
 
