@@ -35,7 +35,6 @@ export class ManagerLoop {
   /** Taken jobs not yet handed to the pool (being read): they will need a worker. */
   private handingOver = 0;
   private wake: (() => void) | undefined;
-  private loop: Promise<void> = Promise.resolve();
   private readonly changeListeners: (() => void)[] = [];
 
   constructor(private readonly options: ManagerLoopOptions) {
@@ -46,7 +45,7 @@ export class ManagerLoop {
 
   start(): void {
     this.running = true;
-    this.loop = this.feed();
+    void this.feed();
   }
 
   /** Capacity may have changed (the pool was resized): look now. */
@@ -82,6 +81,8 @@ export class ManagerLoop {
           continue;
         }
         deliveries = await bus.take(nodeId, capacity, TAKE_WAIT_MS);
+        // Stopped while waiting: what came is left to the bus (unacknowledged, it is delivered again or reclaimed).
+        if (!this.running) return;
       } catch (error) {
         if (this.running) log.warn({ err: error }, 'reading the job bus failed; retrying');
         await sleep(500);
@@ -133,11 +134,13 @@ export class ManagerLoop {
     }
   }
 
-  /** Drain: stop reading, let running jobs finish and be saved (at most `maxWaitMs`). */
+  /**
+   * Drain: stop reading, let running jobs finish and be saved (at most `maxWaitMs`). A read still waiting
+   * on the bus ends by itself (it takes nothing once stopped), so it is not waited for.
+   */
   async stop(maxWaitMs = 60_000): Promise<void> {
     this.running = false;
     this.wake?.();
     for (let waited = 0; this.executing.size > 0 && waited < maxWaitMs; waited += 100) await sleep(100);
-    await this.loop.catch(() => undefined);
   }
 }

@@ -1,3 +1,4 @@
+import Docker from 'dockerode';
 import t from 'tap';
 import { containersLeft, containersOf, run, startEngine } from '../helpers/engine.ts';
 
@@ -111,6 +112,17 @@ t.test('the program runs unprivileged: uid 65534, no capabilities, no new privil
   // stay in the bounding set (dropping them needs CAP_SETPCAP), but the program holds none and, with
   // no_new_privs, can never gain one. The supervisor runs as 65533 (65534 as its file-system uid).
   t.equal(result.stdout, "65534 65534\n0000000000000000 0000000000000000 0000000000000000 0000000000000000 00000000000000c0 1\n['65533', '65533', '65533', '65534']\n", result.stderr);
+});
+
+t.test('user namespaces: where dockerd remaps ids, root in a sandbox is an unprivileged id on the host', async (t) => {
+  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+  const remapped = ((await docker.info()) as { SecurityOptions?: string[] }).SecurityOptions?.some((o) => o.includes('name=userns')) === true;
+  if (process.env.BRAINDRILL_EXPECT_USERNS === '1') t.ok(remapped, 'the dockerd deploy.sh manages runs with userns-remap');
+  const result = await run(engine, 'bash', { code: 'cat /proc/self/uid_map' });
+  const [inside, outside] = result.stdout.trim().split(/\s+/).map(Number);
+  t.equal(inside, 0, 'the map starts at the container\'s root');
+  if (remapped) t.ok(outside! > 0, `container root is host id ${outside}, not root`);
+  else t.equal(outside, 0, 'without userns-remap, container ids are the host\'s (DOCKER_USERNS=0)');
 });
 
 t.test('a background process does not outlive the execution', async (t) => {
