@@ -125,9 +125,9 @@ wanted_dockerd_options() {
   {
     echo --bridge=none
     echo --iptables=false
-    [ "$DOCKER_USERNS" = 1 ] && echo "--userns-remap=$USERNS_USER"
-    command -v crun >/dev/null && echo "--add-runtime=crun=$(command -v crun)"
-    want_runsc && command -v runsc >/dev/null && echo "--add-runtime=runsc=$(command -v runsc)"
+    if [ "$DOCKER_USERNS" = 1 ]; then echo "--userns-remap=$USERNS_USER"; fi
+    if command -v crun >/dev/null; then echo "--add-runtime=crun=$(command -v crun)"; fi
+    if want_runsc && command -v runsc >/dev/null; then echo "--add-runtime=runsc=$(command -v runsc)"; fi
   } | sort | tr '\n' ' ' | sed 's/ $//'
 }
 
