@@ -126,4 +126,4 @@ for (const r of rows) {
 }
 lines.push('', 'Targets: 1,000 jobs accepted in under 2 s; `GET /jobs` p99 under 20 ms with 100,000 rows (the default page, `limit=20`). Client and engine share the machine\'s two cores, so the client\'s CPU is part of the time.');
 console.log(`\n${lines.join('\n')}`);
-if (process.env.BENCH_WRITE === '1') writeResults('jobs', lines.join('\n'));
+if (process.env.BENCH_WRITE === '1') writeResults(lines.join('\n'));

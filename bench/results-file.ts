@@ -3,26 +3,25 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * bench/RESULTS.md: the execution benchmark (`npm run bench`), then the jobs API's section
- * (`npm run bench:jobs`), then the before/after comparison (`npm run bench:versus`). Each benchmark
- * replaces its own part and keeps the others.
+ * bench/RESULTS.md: the execution benchmark (`npm run bench`, no heading of its own), then one section per
+ * other benchmark, each starting with its own `## ` heading (`npm run bench:jobs`, each `npm run
+ * bench:versus` comparison). Each benchmark replaces the section with its heading and keeps the others.
  */
 export const RESULTS_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'RESULTS.md');
-export const HEADINGS = { jobs: '## Jobs API (`npm run bench:jobs`)', versus: '## Before and after (`npm run bench:versus`)' } as const;
-type Part = 'main' | keyof typeof HEADINGS;
-const ORDER: Part[] = ['main', 'jobs', 'versus'];
+export const HEADINGS = { jobs: '## Jobs API (`npm run bench:jobs`)' } as const;
 
-function current(): Record<Part, string> {
+/** The file cut at its `## ` headings: the first part is the main benchmark's. */
+function sections(): string[] {
   const text = existsSync(RESULTS_FILE) ? readFileSync(RESULTS_FILE, 'utf8') : '';
-  const starts = ORDER.map((part) => ({ part, at: part === 'main' ? 0 : text.indexOf(HEADINGS[part]) })).filter(({ at }) => at >= 0).sort((a, b) => a.at - b.at);
-  const parts: Record<Part, string> = { main: '', jobs: '', versus: '' };
-  starts.forEach(({ part, at }, index) => (parts[part] = text.slice(at, starts[index + 1]?.at ?? text.length)));
-  return parts;
+  return text.split(/^(?=## )/m);
 }
 
-/** Replaces one part, keeping the others as their own benchmarks wrote them. */
-export function writeResults(part: Part, text: string): void {
-  const parts = current();
-  parts[part] = text;
-  writeFileSync(RESULTS_FILE, `${ORDER.map((p) => parts[p].trim()).filter(Boolean).join('\n\n')}\n`);
+/** Replaces the section that starts with the same `## ` heading as `text` (or the main part, for text without one), keeping the others. */
+export function writeResults(text: string): void {
+  const parts = sections();
+  const heading = text.startsWith('## ') ? text.slice(0, text.indexOf('\n')) : null;
+  const index = heading === null ? 0 : parts.findIndex((part) => part.startsWith(`${heading}\n`));
+  if (index >= 0 && (heading !== null || parts.length > 0)) parts[index] = text;
+  else parts.push(text);
+  writeFileSync(RESULTS_FILE, `${parts.map((part) => part.trim()).filter(Boolean).join('\n\n')}\n`);
 }

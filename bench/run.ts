@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(report);
   if (options.write) {
-    writeResults('main', report);
+    writeResults(report);
     progress(`wrote ${path.relative(ROOT_DIR, RESULTS_FILE)}`);
   }
 }

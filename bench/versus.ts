@@ -1,9 +1,11 @@
 /**
- * `npm run bench:versus -- REF`: the same measurements on the code at git REF (default: the commit
- * before HEAD) and on this checkout, in one run on one machine, alternating the two engines round by
+ * `npm run bench:versus -- BEFORE [AFTER]`: the same measurements on the code at git BEFORE (default: the
+ * commit before HEAD) and at AFTER (default: this checkout), in one run on one machine, alternating the two engines round by
  * round so that drift in the machine's load falls on both. Prints a table with the ratio of each figure
- * (this checkout / REF) and, with BENCH_WRITE=1, writes it into bench/RESULTS.md.
- * Environment: BENCH_QUICK=1 (small counts), BENCH_ROUNDS (default 3), BENCH_ENGINE_ENV="K=V …".
+ * (after / before) and, with BENCH_WRITE=1, writes it into bench/RESULTS.md.
+ * Environment: BENCH_QUICK=1 (small counts), BENCH_ROUNDS (default 3), BENCH_ENGINE_ENV="K=V …" (both
+ * engines), BENCH_AFTER_ENV="K=V …" (the after engine only, e.g. SANDBOX_RUNTIME=runc), BENCH_TITLE (the
+ * section's heading: each titled comparison keeps its own section of RESULTS.md).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -24,7 +26,9 @@ const run = promisify(execFile);
 const quick = process.env.BENCH_QUICK === '1';
 const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const counts = quick ? { sequential: 20, openLoopSeconds: 5, burst: 40 } : { sequential: 60, openLoopSeconds: 12, burst: 150 };
-const engineEnv = Object.fromEntries((process.env.BENCH_ENGINE_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+const envList = (text: string | undefined) => Object.fromEntries((text ?? '').split(/\s+/).filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+const engineEnv = envList(process.env.BENCH_ENGINE_ENV);
+const afterEnv = { ...engineEnv, ...envList(process.env.BENCH_AFTER_ENV) };
 
 /** What one engine measured, pooled over the rounds. */
 interface Figures {
@@ -62,8 +66,8 @@ async function measureRound(engine: Engine, cold: Engine, figures: Figures): Pro
 }
 
 async function main(): Promise<void> {
-  const ref = process.argv[2] ?? 'HEAD~1';
-  const before = await checkout(ref);
+  const before = await checkout(process.argv[2] ?? 'HEAD~1');
+  const after = process.argv[3] ? await checkout(process.argv[3]) : null;
   const image = process.env.RUNTIME_IMAGE ?? runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime'));
   const header = await describeMachine(ROOT_DIR, image);
   const idle = watchIdle();
@@ -76,10 +80,11 @@ async function main(): Promise<void> {
       // Alternate which goes first, so neither always meets the machine fresher.
       const order = round % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
       for (const which of order) {
-        const root = which === 'before' ? before.dir : ROOT_DIR;
+        const root = which === 'before' ? before.dir : (after?.dir ?? ROOT_DIR);
+        const env = which === 'before' ? engineEnv : afterEnv;
         progress(`round ${round + 1}/${rounds}: ${which} (${root})`);
-        const engine = await startEngine(root, `versus-${which}-${round}`, engineEnv);
-        const cold = await startEngine(root, `versus-${which}-${round}-cold`, { ...engineEnv, WARM_POOL: '0' });
+        const engine = await startEngine(root, `versus-${which}-${round}`, env);
+        const cold = await startEngine(root, `versus-${which}-${round}-cold`, { ...env, WARM_POOL: '0' });
         try {
           await measureRound(engine, cold, figures.get(which)!);
         } finally {
@@ -91,20 +96,22 @@ async function main(): Promise<void> {
   } finally {
     await stopAllEngines();
     await before.remove().catch(() => undefined);
+    await after?.remove().catch(() => undefined);
   }
-  const report = render(header, idle.stop(), before.commit, figures.get('before')!, figures.get('after')!);
+  const afterName = `${after ? after.commit : 'this checkout'}${Object.keys(afterEnv).length > Object.keys(engineEnv).length ? ` with ${process.env.BENCH_AFTER_ENV}` : ''}`;
+  const report = render(header, idle.stop(), before.commit, afterName, figures.get('before')!, figures.get('after')!);
   process.stdout.write(report);
-  if (process.env.BENCH_WRITE === '1') writeResults('versus', report);
+  if (process.env.BENCH_WRITE === '1') writeResults(report);
 }
 
-function render(header: string[], during: string, commit: string, before: Figures, after: Figures): string {
+function render(header: string[], during: string, commit: string, afterName: string, before: Figures, after: Figures): string {
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
   const row = (name: string, a: LatencySummary, b: LatencySummary) => `| ${name} | ${latencyText(a)} | ${latencyText(b)} | ${ratio(b.p50 / a.p50)} |`;
   return [
-    '## Before and after (`npm run bench:versus`)',
+    `## Before and after${process.env.BENCH_TITLE ? `: ${process.env.BENCH_TITLE}` : ''} (\`npm run bench:versus\`)`,
     '',
     ...header,
-    `- before: ${commit}; after: this checkout; ${rounds} round(s), engines alternated; during the run: ${during}`,
+    `- before: ${commit}; after: ${afterName}; ${rounds} round(s), engines alternated; during the run: ${during}`,
     '',
     '| python hello world | before | after | after / before (p50; jobs/s for the burst) |',
     '| --- | --- | --- | --- |',
