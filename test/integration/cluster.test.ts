@@ -198,7 +198,8 @@ t.test('per-key quotas hold across API nodes: concurrent submissions on two node
     await a.close();
     await b.close();
   });
-  const key = { 'x-api-key': 'prod-key-67890' };
+  // A key no other test of this cluster spends tokens of (the token bucket is shared too).
+  const key = { 'x-api-key': 'test-key-abcde' };
   // Long jobs: each holds its share of the quota (waiting or running) for the whole burst.
   const responses = await Promise.all(
     Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).request('/jobs', { method: 'POST', headers: key, json: { language: 'bash', code: 'sleep 20' } })),
@@ -206,6 +207,8 @@ t.test('per-key quotas hold across API nodes: concurrent submissions on two node
   const statuses = responses.map((r) => r.status);
   t.equal(statuses.filter((s) => s === 202).length, 5, `exactly KEY_MAX_QUEUED_JOBS accepted: ${statuses.join(',')}`);
   t.equal(statuses.filter((s) => s === 429).length, 25, 'the rest refused with 429');
+  const refusal = (await responses.find((r) => r.status === 429)?.json()) as { error: { code: string } } | undefined;
+  t.equal(refusal?.error.code, 'quota_exceeded', 'by the quota');
   for (const response of responses.filter((r) => r.status === 202)) {
     const { job_id } = (await response.json()) as { job_id: string };
     t.equal((await a.request(`/jobs/${job_id}`, { method: 'DELETE', headers: key })).status, 200);
