@@ -127,7 +127,9 @@ wanted_dockerd_options() {
     echo --iptables=false
     if [ "$DOCKER_USERNS" = 1 ]; then echo "--userns-remap=$USERNS_USER"; fi
     if command -v crun >/dev/null; then echo "--add-runtime=crun=$(command -v crun)"; fi
-    if want_runsc && command -v runsc >/dev/null; then echo "--add-runtime=runsc=$(command -v runsc)"; fi
+    # runsc needs an argument (--network=none: the sandbox has no network, and gVisor refuses to set one
+    # up otherwise), which only a configuration file can give a runtime.
+    if want_runsc && command -v runsc >/dev/null; then echo "--config-file=$RUN_DIR/daemon.json"; fi
   } | sort | tr '\n' ' ' | sed 's/ $//'
 }
 
@@ -164,6 +166,9 @@ prepare_crun_cgroups() {
 start_dockerd() {
   local options
   options=$(wanted_dockerd_options)
+  if want_runsc && command -v runsc >/dev/null; then
+    printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none"]}}}\n' "$(command -v runsc)" >"$RUN_DIR/daemon.json"
+  fi
   say "starting dockerd ($options)"
   # shellcheck disable=SC2086 # the options are single words
   nohup dockerd $options >"$RUN_DIR/dockerd.log" 2>&1 &

@@ -657,6 +657,15 @@ static int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh)
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
+/*
+ * Clears the ambient capability set. EINVAL means ambient capabilities do not exist here (gVisor's
+ * kernel, a kernel before 4.3): then there are none to clear, which is the point.
+ */
+static bool clear_ambient_caps(void)
+{
+	return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0 || errno == EINVAL;
+}
+
 static bool ids_are(uid_t uid, gid_t gid)
 {
 	uid_t r, e, s;
@@ -694,7 +703,7 @@ static bool setup_identity(void)
 	if (capset_raw(KEEP_CAPS, KEEP_CAPS, 0) != 0)
 		goto fail;
 	step = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)";
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+	if (!clear_ambient_caps())
 		goto fail;
 	setfsuid(PROGRAM_UID);
 	setfsgid(PROGRAM_GID);
@@ -860,7 +869,7 @@ static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int i
 			child_fail(st, "setresuid", errno);
 		if (capset_raw(0, 0, 0) != 0)
 			child_fail(st, "capset", errno);
-		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+		if (!clear_ambient_caps())
 			child_fail(st, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
 		uint64_t eff, perm, inh;
 		if (!ids_are(PROGRAM_UID, PROGRAM_GID) || capget_raw(&eff, &perm, &inh) != 0 || eff || perm || inh)
