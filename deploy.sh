@@ -252,11 +252,20 @@ pid_of() {
 
 engine_pid() { pid_of braindrill; }
 
+# Whether a process this invocation has just started is alive. Right after the fork it is still this
+# shell, not yet `node` (on a busy machine for a while), so pid_is would not recognise it yet; a pid this
+# script wrote moments ago cannot have been reused, and a zombie counts as exited.
+started_alive() {
+  local pid
+  pid=$(cat "$RUN_DIR/$1.pid" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}
+
 wait_ready() {
   local url="http://127.0.0.1:$PORT"
   for _ in $(seq 1 120); do
     if curl -fsS "$url/ready" >/dev/null 2>&1; then say "ready: $url (logs: ./deploy.sh logs)"; return 0; fi
-    if ! engine_pid >/dev/null; then tail -n 30 "$RUN_DIR/braindrill.log" >&2 || true; die "the engine exited during start-up"; fi
+    if ! started_alive braindrill; then tail -n 30 "$RUN_DIR/braindrill.log" >&2 || true; die "the engine exited during start-up"; fi
     sleep 0.5
   done
   die "the engine did not become ready on $url; see $RUN_DIR/braindrill.log"
@@ -588,7 +597,7 @@ wait_cluster() {
   for ((k = 1; k <= want; k++)); do nodes+=("manager-$k"); done
   while [ $SECONDS -lt "$deadline" ]; do
     for node in "${nodes[@]}"; do
-      if ! pid_of "$node" >/dev/null; then
+      if ! started_alive "$node"; then
         show_node_logs "$node"
         die "$node exited during start-up (log: $RUN_DIR/$node.log; ./deploy.sh down stops the rest)"
       fi

@@ -84,6 +84,7 @@ enum {
 	TAG_RUN_ARG = 0x30,
 	TAG_RUN_TIMEOUT_MS = 0x31,
 	TAG_RUN_WARM = 0x32,
+	TAG_RUN_ADDRESS_SPACE_MB = 0x33,
 	TAG_STDIN = 0x40,
 	TAG_ENV = 0x50,
 	TAG_OUTPUT_KEEP = 0x60,
@@ -125,6 +126,8 @@ static struct {
 	bool have_compile_timeout, have_run_timeout;
 	uint32_t output_keep, output_max;
 	bool have_output_keep, have_output_max;
+	uint32_t run_address_space_mb; /* RLIMIT_AS of the run step; 0: none */
+	bool have_run_address_space;
 	bool pause_after_compile;
 	bool run_warm;
 	bool have_stdin;
@@ -146,6 +149,9 @@ static char error_buf[512];
 static bool have_error;
 /* Started as root: the supervisor runs as SUPERVISOR_UID, every step as PROGRAM_UID (see main). */
 static bool own_uid;
+/* A kernel without setfsuid (gVisor): the supervisor takes PROGRAM_UID as effective uid, which the
+ * file-system uid follows, while it creates what the program will own (see creating_for_program). */
+static bool fs_ids_via_effective;
 /* A failure before the request: it is still read (for its nonce, so the host accepts the RESULT), but
  * its files and stdin are discarded and nothing runs. */
 static bool discard_request;
@@ -531,6 +537,10 @@ static bool read_request(void)
 			if (!read_u32(len, &req.run_timeout_ms, &req.have_run_timeout, "RUN_TIMEOUT_MS"))
 				goto fail;
 			break;
+		case TAG_RUN_ADDRESS_SPACE_MB:
+			if (!read_u32(len, &req.run_address_space_mb, &req.have_run_address_space, "RUN_ADDRESS_SPACE_MB"))
+				goto fail;
+			break;
 		case TAG_OUTPUT_KEEP:
 			if (!read_u32(len, &req.output_keep, &req.have_output_keep, "OUTPUT_KEEP"))
 				goto fail;
@@ -666,12 +676,43 @@ static bool clear_ambient_caps(void)
 	return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0 || errno == EINVAL;
 }
 
-static bool ids_are(uid_t uid, gid_t gid)
+/* Real and saved ids uid:gid, effective ids euid:egid, no supplementary groups. */
+static bool ids_are(uid_t uid, uid_t euid, gid_t gid, gid_t egid)
 {
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
-	return getresuid(&r, &e, &s) == 0 && r == uid && e == uid && s == uid && getresgid(&rg, &eg, &sg) == 0 &&
-	       rg == gid && eg == gid && sg == gid && getgroups(0, NULL) == 0;
+	return getresuid(&r, &e, &s) == 0 && r == uid && e == euid && s == uid && getresgid(&rg, &eg, &sg) == 0 &&
+	       rg == gid && eg == egid && sg == gid && getgroups(0, NULL) == 0;
+}
+
+/*
+ * Makes PROGRAM_UID:PROGRAM_GID the owner of what the supervisor creates. Where setfsuid does not exist
+ * (ENOSYS: gVisor) it is creating_for_program's work instead.
+ */
+static void use_program_fs_ids(void)
+{
+	errno = 0;
+	if ((int)setfsuid(PROGRAM_UID) == -1 && errno == ENOSYS) {
+		fs_ids_via_effective = true;
+		return;
+	}
+	setfsgid(PROGRAM_GID);
+}
+
+/*
+ * Where setfsuid does not exist (gVisor), the supervisor takes the program's ids as effective ids while
+ * it creates what the program must own (the work directory, its files, stdin, a step's pipes), and only
+ * while no program of the job runs: otherwise its effective uid would let the program signal, trace or
+ * limit it. Capabilities survive a change between two non-zero uids.
+ */
+static void creating_for_program(bool on)
+{
+	if (!fs_ids_via_effective)
+		return;
+	if (setresgid((gid_t)-1, on ? PROGRAM_GID : SUPERVISOR_GID, (gid_t)-1) != 0 ||
+	    setresuid((uid_t)-1, on ? PROGRAM_UID : SUPERVISOR_UID, (uid_t)-1) != 0)
+		set_error("cannot %s the program's ids to create its files: %s", on ? "take" : "leave", strerror(errno));
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* credential changes reset it */
 }
 
 /*
@@ -705,14 +746,13 @@ static bool setup_identity(void)
 	step = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)";
 	if (!clear_ambient_caps())
 		goto fail;
-	setfsuid(PROGRAM_UID);
-	setfsgid(PROGRAM_GID);
+	use_program_fs_ids();
 	uint64_t eff, perm, inh;
 	errno = EPERM;
 	step = "verifying the result";
-	if (!ids_are(SUPERVISOR_UID, SUPERVISOR_GID) || capget_raw(&eff, &perm, &inh) != 0 || eff != KEEP_CAPS ||
-	    perm != KEEP_CAPS || inh != 0 || (uid_t)setfsuid((uid_t)-1) != PROGRAM_UID ||
-	    (gid_t)setfsgid((gid_t)-1) != PROGRAM_GID)
+	if (!ids_are(SUPERVISOR_UID, SUPERVISOR_UID, SUPERVISOR_GID, SUPERVISOR_GID) || capget_raw(&eff, &perm, &inh) != 0 || eff != KEEP_CAPS || perm != KEEP_CAPS || inh != 0 ||
+	    (!fs_ids_via_effective &&
+	     ((uid_t)setfsuid((uid_t)-1) != PROGRAM_UID || (gid_t)setfsgid((gid_t)-1) != PROGRAM_GID)))
 		goto fail;
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* credential changes reset it */
 	return true;
@@ -841,11 +881,11 @@ static int cloexec_from(int lowest)
 
 /*
  * The child of spawn(). ctl_fd >= 0 becomes its fd 3 (a warm interpreter's control socket); nothing else
- * of the supervisor's passes exec. Any failure before exec (exec's own included) is reported on
- * status_fd and ends the child with no program run.
+ * of the supervisor's passes exec. address_space > 0 becomes its RLIMIT_AS, in bytes. Any failure before
+ * exec (exec's own included) is reported on status_fd and ends the child with no program run.
  */
 static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int in_fd, int out_fd, int err_fd, int ctl_fd,
-						  int status_fd)
+						  rlim_t address_space, int status_fd)
 {
 	/* Above fd 3 so that the dup2 calls below cannot land on it. */
 	int st = fcntl(status_fd, F_DUPFD_CLOEXEC, 4);
@@ -872,7 +912,7 @@ static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int i
 		if (!clear_ambient_caps())
 			child_fail(st, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
 		uint64_t eff, perm, inh;
-		if (!ids_are(PROGRAM_UID, PROGRAM_GID) || capget_raw(&eff, &perm, &inh) != 0 || eff || perm || inh)
+		if (!ids_are(PROGRAM_UID, PROGRAM_UID, PROGRAM_GID, PROGRAM_GID) || capget_raw(&eff, &perm, &inh) != 0 || eff || perm || inh)
 			child_fail(st, "verifying the program's identity", EPERM);
 	}
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
@@ -881,6 +921,9 @@ static __attribute__((noreturn)) void child_exec(char **argv, char **envp, int i
 	struct rlimit no_core = { 0, 0 };
 	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
 		child_fail(st, "setrlimit(RLIMIT_CORE)", errno);
+	struct rlimit as = { address_space, address_space };
+	if (address_space > 0 && setrlimit(RLIMIT_AS, &as) != 0)
+		child_fail(st, "setrlimit(RLIMIT_AS)", errno);
 	/* Nothing of the supervisor's is left in this process but memory: forget the nonce, then become
 	 * dumpable again (execve would do so anyway). A non-dumpable process's /proc/self files belong to
 	 * root, which would make the oom_score_adj write below fail. */
@@ -949,18 +992,22 @@ static void drain_signalfd(void)
  * fd 3 when >= 0), and waits until it has exec'd. Returns its pid, or -1 with `why` saying what failed
  * (in the supervisor or in the child before exec): then no program runs.
  */
-static pid_t spawn(char **argv, char **envp, int in_fd, int ctl_fd, int *out_fd, int *err_fd, char *why, size_t why_size)
+static pid_t spawn(char **argv, char **envp, int in_fd, int ctl_fd, rlim_t address_space, int *out_fd, int *err_fd, char *why,
+		   size_t why_size)
 {
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, status[2] = { -1, -1 };
 	const char *failed = "pipe";
-	if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(status, O_CLOEXEC) != 0)
+	creating_for_program(true); /* the program may reopen them (/dev/stdout) */
+	bool piped = pipe2(out_pipe, O_CLOEXEC) == 0 && pipe2(err_pipe, O_CLOEXEC) == 0 && pipe2(status, O_CLOEXEC) == 0;
+	creating_for_program(false);
+	if (!piped || have_error)
 		goto fail;
 	failed = "fork";
 	pid_t child = fork();
 	if (child < 0)
 		goto fail;
 	if (child == 0)
-		child_exec(argv, envp, in_fd, out_pipe[1], err_pipe[1], ctl_fd, status[1]);
+		child_exec(argv, envp, in_fd, out_pipe[1], err_pipe[1], ctl_fd, address_space, status[1]);
 	close(out_pipe[1]), close(err_pipe[1]), close(status[1]);
 	/* EOF: the status pipe closed on exec. Bytes: the child's last words before _exit(127). */
 	size_t got = 0;
@@ -1005,7 +1052,8 @@ static void run_step(char **argv, uint32_t timeout_ms, int in_fd, bool compile, 
 	int out_fd, err_fd;
 	char why[512];
 	uint64_t start = now_ms();
-	pid_t child = spawn(argv, envp, in_fd, -1, &out_fd, &err_fd, why, sizeof why);
+	rlim_t address_space = compile ? 0 : (rlim_t)req.run_address_space_mb << 20;
+	pid_t child = spawn(argv, envp, in_fd, -1, address_space, &out_fd, &err_fd, why, sizeof why);
 	free(envp);
 	if (child < 0) {
 		set_error("the %s step could not be started: %s", compile ? "compile" : "run", why);
@@ -1052,7 +1100,7 @@ static void start_warm(void)
 		return;
 	char **envp = make_env(&warm.env);
 	char why[512];
-	pid_t child = spawn(warm.argv, envp, warm.stdin_fd, ctl[1], &warm.out_fd, &warm.err_fd, why, sizeof why);
+	pid_t child = spawn(warm.argv, envp, warm.stdin_fd, ctl[1], 0, &warm.out_fd, &warm.err_fd, why, sizeof why);
 	free(envp);
 	close(ctl[1]);
 	if (child < 0) {
@@ -1496,6 +1544,8 @@ int main(int argc, char **argv)
 	}
 	if (!have_error)
 		parse_options(argc, argv);
+	/* No program of the job runs before the request is read (the warm interpreter waits for it). */
+	creating_for_program(true);
 	if (!have_error && mkdir(WORK_DIR, 0755) != 0 && errno != EEXIST)
 		set_error("cannot create " WORK_DIR ": %s", strerror(errno));
 	if (!have_error && chdir(WORK_DIR) != 0)
@@ -1505,16 +1555,17 @@ int main(int argc, char **argv)
 		start_warm();
 
 	long long pids_before = -1, oom_before = -1;
-	if (have_error) {
-		/* Nothing will run; the request is still read, so that the RESULT carries its nonce. */
-		discard_request = true;
-		read_request();
-	} else if (read_request()) {
+	/* Nothing will run after an error; the request is still read, so that the RESULT carries its nonce. */
+	discard_request = have_error;
+	bool requested = read_request() && !discard_request;
+	creating_for_program(false);
+	if (requested && !have_error) {
 		int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		/* Only the job's own processes count: the warm interpreter's start-up came before. */
-		bool use_warm = req.run_warm && req.compile_argv.n == 0 && warm_alive();
+		/* The warm interpreter was started before any limit of the request's: a run step with one runs cold. */
+		bool use_warm = req.run_warm && req.compile_argv.n == 0 && req.run_address_space_mb == 0 && warm_alive();
 		if (!use_warm)
 			stop_warm();
+		/* Only the job's own processes count: the warm interpreter's start-up came before. */
 		pids_before = pids_max_events();
 		oom_before = oom_kills();
 		if (null_fd < 0) {

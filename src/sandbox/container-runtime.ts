@@ -32,6 +32,12 @@ export interface SandboxContainer {
   /** Connects to the supervisor's stdin and stdout/stderr; called before start() so no output is lost. */
   attach(): Promise<SupervisorChannel>;
   start(): Promise<void>;
+  /**
+   * How the run step gets a lower memory limit than the compile step: `update`, setMemoryLimit between
+   * the two; `address-space`, the supervisor caps the run step's RLIMIT_AS (an OCI runtime that cannot
+   * change a running container's limits: gVisor's runsc).
+   */
+  readonly memoryLowering: 'update' | 'address-space';
   /** Changes the memory limit of the running container (compile figure → run figure). */
   setMemoryLimit(memoryMb: number): Promise<void>;
   kill(): Promise<void>;

@@ -28,6 +28,19 @@ export const Label = {
 
 const MB = 1024 * 1024;
 
+/**
+ * gVisor (`runsc`) runs the program on a kernel of its own, served by host threads of its own: the host's
+ * pids limit counts those too (a sandbox whose Go runtime cannot start a thread dies, exit code 2), and a
+ * running sandbox's limits cannot be changed (no `docker update`). Under it the program's process limit
+ * is RLIMIT_NPROC, which gVisor's kernel counts per sandbox (under runc it would count every container's
+ * uid 65534 on the host together), and the host's pids limit leaves this much room above it.
+ */
+const GVISOR_HOST_TASKS = 128;
+
+export function isGvisor(ociRuntime: string | undefined): boolean {
+  return ociRuntime === 'runsc';
+}
+
 /** The supervisor's arguments: the warm interpreter to start with the container, and its environment. */
 export function supervisorArgs(language: Language): string[] {
   if (!language.run.warm) return [];
@@ -43,6 +56,7 @@ export function containerOptions(language: Language, label: string, image: strin
   const limits = language.limits;
   const memory = initialMemoryMb(language) * MB;
   const pids = Math.max(limits.pids, language.compile?.pids ?? 0);
+  const gvisor = isGvisor(hardening.ociRuntime);
   return {
     Image: image,
     Entrypoint: [SUPERVISOR_PATH],
@@ -67,7 +81,7 @@ export function containerOptions(language: Language, label: string, image: strin
       Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,mode=1777,size=${limits.tmpfsMb}m` },
       Memory: memory,
       MemorySwap: memory,
-      PidsLimit: pids,
+      PidsLimit: gvisor ? pids + GVISOR_HOST_TASKS : pids,
       NanoCpus: Math.round(limits.cpus * 1e9),
       // Half the default weight: under contention the engine (heartbeats, HTTP) is served first.
       CpuShares: 512,
@@ -82,6 +96,7 @@ export function containerOptions(language: Language, label: string, image: strin
         { Name: 'nofile', Soft: limits.nofile, Hard: limits.nofile },
         { Name: 'fsize', Soft: limits.fileSizeMb * MB, Hard: limits.fileSizeMb * MB },
         { Name: 'core', Soft: 0, Hard: 0 },
+        ...(gvisor ? [{ Name: 'nproc', Soft: pids, Hard: pids }] : []),
       ],
       // Docker removes the container when the supervisor exits, even if this node died meanwhile.
       AutoRemove: true,

@@ -6,7 +6,7 @@ import type { Language } from '../languages/language.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ContainerRuntime, ListedContainer, SandboxContainer, SupervisorChannel } from './container-runtime.ts';
 import { DockerStreamDemuxer } from './docker-demux.ts';
-import { Label, containerOptions, type SandboxHardening } from './docker-options.ts';
+import { Label, containerOptions, isGvisor, type SandboxHardening } from './docker-options.ts';
 import { AutoRemovals, forceRemove } from './removals.ts';
 
 export interface DockerRuntimeOptions {
@@ -84,7 +84,7 @@ export class DockerRuntime implements ContainerRuntime {
     const { image, nodeId, log } = this.options;
     try {
       const container = await this.docker.createContainer(containerOptions(language, label, image, nodeId, this.hardening));
-      return new DockerSandboxContainer(container, this.autoRemovals, log);
+      return new DockerSandboxContainer(container, isGvisor(this.hardening.ociRuntime) ? 'address-space' : 'update', this.autoRemovals, log);
     } catch (error) {
       if (statusCode(error) === 404) throw new ImageMissingError(image);
       throw error;
@@ -108,6 +108,7 @@ export class DockerRuntime implements ContainerRuntime {
 class DockerSandboxContainer implements SandboxContainer {
   constructor(
     private readonly container: Docker.Container,
+    readonly memoryLowering: SandboxContainer['memoryLowering'],
     private readonly autoRemovals: AutoRemovals,
     private readonly log: Logger,
   ) {}

@@ -19,6 +19,7 @@ export const Tag = {
   RUN_ARG: 0x30,
   RUN_TIMEOUT_MS: 0x31,
   RUN_WARM: 0x32,
+  RUN_ADDRESS_SPACE_MB: 0x33,
   STDIN: 0x40,
   ENV: 0x50,
   OUTPUT_KEEP: 0x60,
@@ -41,7 +42,7 @@ export interface SupervisorRequest {
   files: { name: string; content: Buffer }[];
   compile: { argv: string[]; timeoutMs: number } | null;
   /** `warm`: run in the interpreter the supervisor started with the container (`--warm`), if it still waits. */
-  run: { argv: string[]; timeoutMs: number; warm?: boolean };
+  run: { argv: string[]; timeoutMs: number; warm?: boolean; addressSpaceMb?: number };
   stdin: Buffer;
   env: string[];
   outputKeepBytes: number;
@@ -97,6 +98,7 @@ export function encodeRequest(request: SupervisorRequest): Buffer {
   for (const arg of request.run.argv) parts.push(...record(Tag.RUN_ARG, arg));
   parts.push(...record(Tag.RUN_TIMEOUT_MS, u32(request.run.timeoutMs)));
   if (request.run.warm) parts.push(...record(Tag.RUN_WARM));
+  if (request.run.addressSpaceMb) parts.push(...record(Tag.RUN_ADDRESS_SPACE_MB, u32(request.run.addressSpaceMb)));
   if (request.stdin.length > 0) parts.push(...record(Tag.STDIN, request.stdin));
   for (const pair of request.env) parts.push(...record(Tag.ENV, pair));
   parts.push(...record(Tag.OUTPUT_KEEP, u32(request.outputKeepBytes)), ...record(Tag.OUTPUT_MAX, u32(request.outputMaxBytes)));

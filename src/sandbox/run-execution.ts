@@ -162,17 +162,21 @@ class Execution {
       if (this.cancelled) kill('cancel');
       this.timer = setTimeout(() => kill('timeout'), hostDeadlineMs(plan));
     });
+    // The run step never gets the compiler's memory: the container's limit is lowered in between, or,
+    // where it cannot change while running (gVisor), the run step's address space is capped instead.
+    const lowers = plan.compile !== null && plan.compile.memoryMb !== plan.limits.memoryMb;
+    const inPlace = container.memoryLowering === 'update';
     channel.write(
       encodeRequest({
         nonce: this.nonce,
         files: plan.files,
         compile: plan.compile,
-        run: plan.run,
+        run: lowers && !inPlace ? { ...plan.run, addressSpaceMb: plan.limits.memoryMb } : plan.run,
         stdin: plan.stdin,
         env: plan.env,
         outputKeepBytes: plan.outputKeepBytes,
         outputMaxBytes: plan.outputMaxBytes,
-        pauseAfterCompile: plan.compile !== null && plan.compile.memoryMb !== plan.limits.memoryMb,
+        pauseAfterCompile: lowers && inPlace,
       }),
     );
     await done;

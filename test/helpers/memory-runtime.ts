@@ -104,6 +104,7 @@ export class MemoryContainer implements SandboxContainer {
     this.exited = this.supervise().finally(() => this.end());
   }
 
+  readonly memoryLowering: SandboxContainer['memoryLowering'] = 'update';
   async setMemoryLimit(): Promise<void> {}
 
   async kill(): Promise<void> {

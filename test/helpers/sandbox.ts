@@ -22,8 +22,12 @@ import { engineHardening } from '../../support/hardening.ts';
 export const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 export const image = process.env.RUNTIME_IMAGE ?? runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime'));
 export const languages = loadLanguages(path.join(ROOT_DIR, 'config', 'languages.json'));
-/** The label every container started here carries: leftovers of a crashed test run can be found by it. */
-export const DIRECT_NODE_ID = 'test-direct';
+/**
+ * The node label every container this test process starts carries: its own leftovers can be found by
+ * it. One per process, because test files run in parallel and one file's running containers are not
+ * another's leftovers.
+ */
+export const DIRECT_NODE_ID = `test-direct-${process.pid}`;
 
 let engine: ReturnType<typeof engineHardening> | null = null;
 const hardening = () => (engine ??= engineHardening(docker));
@@ -43,6 +47,8 @@ export interface DirectRun {
   args?: string[];
   stdin?: string;
   warm?: boolean;
+  /** The run step's RLIMIT_AS (RUN_ADDRESS_SPACE_MB), as the engine asks under gVisor. */
+  addressSpaceMb?: number;
   /** Changes the create options (SecurityOpt, User, CapAdd...) after containerOptions() built them. */
   tweak?: (options: Docker.ContainerCreateOptions) => void;
   /** Milliseconds to wait after start before the request is written (lets a warm interpreter start). */
@@ -166,7 +172,7 @@ export async function runDirect(run: DirectRun): Promise<DirectResult> {
           nonce,
           files,
           compile,
-          run: { argv, timeoutMs: lang.limits.timeoutMs, warm: run.warm ?? false },
+          run: { argv, timeoutMs: lang.limits.timeoutMs, warm: run.warm ?? false, ...(run.addressSpaceMb ? { addressSpaceMb: run.addressSpaceMb } : {}) },
           stdin: Buffer.from(run.stdin ?? ''),
           env: lang.env,
           outputKeepBytes: run.outputKeepBytes ?? 65536,

@@ -123,6 +123,20 @@ t.test('own uid: started as root without CAP_SETUID/CAP_SETGID, nothing runs and
   t.equal(result.stdout, '');
 });
 
+t.test('RUN_ADDRESS_SPACE_MB (the memory lowering under gVisor) caps the run step, not the compile step, and never runs warm', async (t) => {
+  // 96 MiB touched page by page: the C container's memory (its compile figure) allows it, a 64 MiB cap does not.
+  const code = '#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\nint main(void){ char *p = malloc(96u << 20); if (!p) { puts("refused"); return 3; } memset(p, 1, 96u << 20); puts("allocated"); return 0; }';
+  const free = await runDirect({ language: language('c'), files: [{ content: code }] });
+  t.match(free.report, { error: null, compile: { exit_code: 0 }, run: { exit_code: 0 } });
+  t.equal(free.stdout, 'allocated\n', 'without the cap the container\'s limit allows it');
+  const capped = await runDirect({ language: language('c'), files: [{ content: code }], addressSpaceMb: 64 });
+  t.match(capped.report, { error: null, compile: { exit_code: 0 }, run: { exit_code: 3 } }, 'the compiler ran uncapped (cc1 would not fit), the program did not get 96 MiB');
+  t.equal(capped.stdout, 'refused\n');
+  const warm = await runDirect({ language: python, files: [{ content: 'import resource\nprint(resource.getrlimit(resource.RLIMIT_AS))' }], warm: true, delayMs: 600, addressSpaceMb: 48 });
+  t.match(warm.report, { error: null, run: { exit_code: 0, warm: false } }, 'the warm interpreter started before the cap: the step ran cold');
+  t.equal(warm.stdout, `(${48 << 20}, ${48 << 20})\n`);
+});
+
 t.test('no container is left behind', async (t) => {
   t.same(await directLeftovers(), []);
 });

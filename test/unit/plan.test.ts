@@ -82,3 +82,15 @@ t.test('a warm language starts its interpreter with the container; the others st
   t.same(supervisorArgs(c), []);
   t.equal(planExecution('id', c, { files: [{ content: '' }], stdin: '', args: [] }, { outputKeepBytes: 1, outputDrainFactor: 1 }).run.warm, false);
 });
+
+t.test('under gVisor the program\'s process limit is RLIMIT_NPROC and the host leaves room for gVisor\'s threads', async (t) => {
+  const options = (ociRuntime?: string) => containerOptions(java, 'label', 'image', 'node', { seccomp: 'seccomp={}', ...(ociRuntime ? { ociRuntime } : {}) }).HostConfig!;
+  const pids = Math.max(java.limits.pids, java.compile!.pids);
+  for (const runtime of [undefined, 'runc', 'crun']) {
+    t.equal(options(runtime).PidsLimit, pids, `${runtime ?? 'default'}: the cgroup limit is the language's`);
+    t.notOk(options(runtime).Ulimits!.some((u) => u.Name === 'nproc'), `${runtime ?? 'default'}: no RLIMIT_NPROC (it would count every container's uid together)`);
+  }
+  t.same(options('runsc').Ulimits!.find((u) => u.Name === 'nproc'), { Name: 'nproc', Soft: pids, Hard: pids });
+  t.ok(options('runsc').PidsLimit! > pids, 'the host limit is above the program\'s');
+  t.equal(options('runsc').Runtime, 'runsc');
+});

@@ -69,6 +69,14 @@ t.test('a warm run step adds an empty RUN_WARM record after the run step', async
   t.equal(records[at]?.value.length, 0);
 });
 
+t.test('a run step with an address-space cap carries it as a u32 of MiB; none, no record', async (t) => {
+  const base = { nonce: randomBytes(16), files: [], compile: null, stdin: Buffer.alloc(0), env: [], outputKeepBytes: 1, outputMaxBytes: 2, pauseAfterCompile: false };
+  const records = decodeRecords(encodeRequest({ ...base, run: { argv: ['./main'], timeoutMs: 5000, addressSpaceMb: 64 } }));
+  t.equal(records.find((r) => r.tag === Tag.RUN_ADDRESS_SPACE_MB)?.value.readUInt32BE(0), 64);
+  const without = decodeRecords(encodeRequest({ ...base, run: { argv: ['./main'], timeoutMs: 5000 } }));
+  t.notOk(without.some((r) => r.tag === Tag.RUN_ADDRESS_SPACE_MB));
+});
+
 t.test('FrameDecoder reassembles frames split at every byte boundary', async (t) => {
   const stream = Buffer.concat([frame(FrameType.RUN_STDOUT, Buffer.from('hello')), frame(FrameType.RUN_STDERR, Buffer.alloc(0)), frame(FrameType.RESULT, Buffer.from('xyz'))]);
   for (let split = 0; split <= stream.length; split++) {
