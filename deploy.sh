@@ -120,6 +120,15 @@ DOCKER_USERNS="${DOCKER_USERNS:-1}"
 USERNS_USER=braindrill-userns
 want_runsc() { [ "${DOCKER_RUNSC:-0}" = 1 ] || [ "${SANDBOX_RUNTIME:-}" = runsc ]; }
 
+# runsc's arguments: --network=none (the sandbox has no network, and gVisor refuses to set one up
+# otherwise); --oci-seccomp (the engine's seccomp profile applies inside gVisor too, not only gVisor's own
+# filter around its kernel).
+runsc_daemon_json() {
+  printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none", "--oci-seccomp"]}}}\n' "$(command -v runsc)"
+}
+# Named by its content, so a changed configuration is a changed dockerd option (and restarts dockerd).
+runsc_config_file() { echo "$RUN_DIR/daemon-$(runsc_daemon_json | sha256sum | cut -c1-8).json"; }
+
 # The dockerd options this script wants, sorted, on one line (what $RUN_DIR/dockerd.options records).
 wanted_dockerd_options() {
   {
@@ -127,9 +136,8 @@ wanted_dockerd_options() {
     echo --iptables=false
     if [ "$DOCKER_USERNS" = 1 ]; then echo "--userns-remap=$USERNS_USER"; fi
     if command -v crun >/dev/null; then echo "--add-runtime=crun=$(command -v crun)"; fi
-    # runsc needs an argument (--network=none: the sandbox has no network, and gVisor refuses to set one
-    # up otherwise), which only a configuration file can give a runtime.
-    if want_runsc && command -v runsc >/dev/null; then echo "--config-file=$RUN_DIR/daemon.json"; fi
+    # runsc needs arguments, which only a configuration file can give a runtime (runsc_daemon_json).
+    if want_runsc && command -v runsc >/dev/null; then echo "--config-file=$(runsc_config_file)"; fi
   } | sort | tr '\n' ' ' | sed 's/ $//'
 }
 
@@ -167,7 +175,7 @@ start_dockerd() {
   local options
   options=$(wanted_dockerd_options)
   if want_runsc && command -v runsc >/dev/null; then
-    printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none"]}}}\n' "$(command -v runsc)" >"$RUN_DIR/daemon.json"
+    runsc_daemon_json >"$(runsc_config_file)"
   fi
   say "starting dockerd ($options)"
   # shellcheck disable=SC2086 # the options are single words
@@ -190,7 +198,7 @@ advise_foreign_dockerd() {
     say "  note: the running dockerd (not started here) has no crun: add \"runtimes\": {\"crun\": {\"path\": \"$(command -v crun)\"}} to /etc/docker/daemon.json"
   fi
   if want_runsc && [[ $runtimes != *runsc* ]]; then
-    die "SANDBOX_RUNTIME=runsc, but the running dockerd (not started here) has no runsc: add \"runtimes\": {\"runsc\": {\"path\": \"/usr/bin/runsc\"}} to /etc/docker/daemon.json and restart it"
+    die "SANDBOX_RUNTIME=runsc, but the running dockerd (not started here) has no runsc: add \"runtimes\": {\"runsc\": {\"path\": \"/usr/bin/runsc\", \"runtimeArgs\": [\"--network=none\", \"--oci-seccomp\"]}} to /etc/docker/daemon.json and restart it"
   fi
   return 0
 }

@@ -29,7 +29,10 @@ t.test('./deploy.sh up: least privilege, an authenticated Redis, private logs an
     READY_TIMEOUT: '180',
     WARM_POOL: '0',
   };
-  const deploy = (...args: string[]) => run(path.join(ROOT_DIR, 'deploy.sh'), args, { env, cwd: ROOT_DIR, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+  // Without the test runner's NODE_OPTIONS (tap's hooks, which it adds to every child's environment):
+  // they load from this checkout, which the service user cannot read (deploy.sh runs `npm ci` under
+  // umask 077), and the nodes have no use for them.
+  const deploy = (...args: string[]) => run('env', ['-u', 'NODE_OPTIONS', path.join(ROOT_DIR, 'deploy.sh'), ...args], { env, cwd: ROOT_DIR, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
   t.teardown(async () => {
     await deploy('down').catch(() => undefined);
     rmSync(runDir, { recursive: true, force: true });
