@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import { chooseOciRuntime, type OciRuntimeSetting } from '../src/sandbox/docker-runtime.ts';
 import type { SandboxHardening } from '../src/sandbox/docker-options.ts';
-import { loadSeccompProfile } from '../src/sandbox/seccomp.ts';
+import { loadSeccompProfile, securityOptFor } from '../src/sandbox/seccomp.ts';
 import { loadSettings } from '../src/settings.ts';
 
 /**
@@ -11,8 +11,6 @@ import { loadSettings } from '../src/settings.ts';
 export async function engineHardening(docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' })): Promise<SandboxHardening> {
   const settings = loadSettings(process.env);
   const registered = Object.keys(((await docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
-  return {
-    seccomp: loadSeccompProfile(settings.seccompProfile).securityOpt,
-    ociRuntime: chooseOciRuntime(settings.sandboxRuntime as OciRuntimeSetting, registered),
-  };
+  const ociRuntime = chooseOciRuntime(settings.sandboxRuntime as OciRuntimeSetting, registered);
+  return { seccomp: securityOptFor(loadSeccompProfile(settings.seccompProfile), ociRuntime), ociRuntime };
 }

@@ -703,11 +703,14 @@ static void use_program_fs_ids(void)
  * Where setfsuid does not exist (gVisor), the supervisor takes the program's ids as effective ids while
  * it creates what the program must own (the work directory, its files, stdin, a step's pipes), and only
  * while no program of the job runs: otherwise its effective uid would let the program signal, trace or
- * limit it. Capabilities survive a change between two non-zero uids.
+ * limit it. Capabilities survive a change between two non-zero uids. Calls nest: only the outermost
+ * pair changes ids.
  */
 static void creating_for_program(bool on)
 {
-	if (!fs_ids_via_effective)
+	/* Nested uses (spawn's pipes while the request's files are being created) keep the outer one's ids. */
+	static int depth;
+	if (!fs_ids_via_effective || (on ? depth++ > 0 : --depth > 0))
 		return;
 	if (setresgid((gid_t)-1, on ? PROGRAM_GID : SUPERVISOR_GID, (gid_t)-1) != 0 ||
 	    setresuid((uid_t)-1, on ? PROGRAM_UID : SUPERVISOR_UID, (uid_t)-1) != 0)

@@ -147,7 +147,7 @@ async function assemble(settings: Settings, options: NodeOptions, log: Logger, c
 }
 
 function dockerRuntime(settings: Settings, image: string, log: Logger): DockerRuntime {
-  const seccomp = loadSeccompProfile(settings.seccompProfile).securityOpt;
+  const seccomp = loadSeccompProfile(settings.seccompProfile);
   return new DockerRuntime({ socketPath: settings.dockerSocket, image, nodeId: settings.nodeId, seccomp, ociRuntime: settings.sandboxRuntime, log });
 }
 

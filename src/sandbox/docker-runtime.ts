@@ -8,13 +8,14 @@ import type { ContainerRuntime, ListedContainer, SandboxContainer, SupervisorCha
 import { DockerStreamDemuxer } from './docker-demux.ts';
 import { Label, containerOptions, isGvisor, type SandboxHardening } from './docker-options.ts';
 import { AutoRemovals, forceRemove } from './removals.ts';
+import { securityOptFor, type SeccompProfile } from './seccomp.ts';
 
 export interface DockerRuntimeOptions {
   socketPath: string;
   image: string;
   nodeId: string;
-  /** `seccomp=<profile JSON>` (loaded and checked at start-up). */
-  seccomp: string;
+  /** The seccomp profile (loaded and checked at start-up). */
+  seccomp: SeccompProfile;
   /** SANDBOX_RUNTIME: `auto` picks crun where dockerd has it registered, else runc. */
   ociRuntime: OciRuntimeSetting;
   log: Logger;
@@ -48,7 +49,7 @@ export class DockerRuntime implements ContainerRuntime {
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ socketPath: options.socketPath });
     this.autoRemovals = new AutoRemovals(this.docker, options.nodeId, options.log);
-    this.hardening = { seccomp: options.seccomp };
+    this.hardening = { seccomp: options.seccomp.securityOpt };
   }
 
   /** The OCI runtime sandboxes run with (after check()). */
@@ -69,7 +70,8 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (error) {
       throw new DockerUnavailableError(socketPath, error);
     }
-    this.hardening = { ...this.hardening, ociRuntime: chooseOciRuntime(this.options.ociRuntime, registered) };
+    const ociRuntime = chooseOciRuntime(this.options.ociRuntime, registered);
+    this.hardening = { seccomp: securityOptFor(this.options.seccomp, ociRuntime), ociRuntime };
     this.options.log.info({ ociRuntime: this.hardening.ociRuntime, setting: this.options.ociRuntime, registered }, 'sandboxes run with this OCI runtime');
     try {
       await this.docker.getImage(image).inspect();

@@ -85,6 +85,32 @@ export interface SeccompProfile {
   rules: SeccompRule[];
   /** `seccomp=<the profile as compact JSON, comments stripped>`: the HostConfig.SecurityOpt entry. */
   securityOpt: string;
+  /** The same under gVisor (GVISOR_ANSWERS_ENOSYS). */
+  gvisorSecurityOpt: string;
+}
+
+/**
+ * gVisor (runsc --oci-seccomp, Debian's 2022 build) answers EPERM for every errno action: it ignores
+ * `errnoRet`. glibc falls back from clone3 to clone only on ENOSYS (with EPERM no thread starts), so under
+ * gVisor clone3 is let through to gVisor's kernel, which has no clone3 and answers ENOSYS itself
+ * (measured; a later gVisor that has it creates namespaces of its own kernel, not the host's). Every other
+ * denied call stays denied, with EPERM.
+ */
+const GVISOR_ANSWERS_ENOSYS = new Set(['clone3']);
+
+/** The HostConfig.SecurityOpt entry for sandboxes run by `ociRuntime`. */
+export function securityOptFor(profile: SeccompProfile, ociRuntime: string | undefined): string {
+  return ociRuntime === 'runsc' ? profile.gvisorSecurityOpt : profile.securityOpt;
+}
+
+function forGvisor(raw: Record<string, unknown>): Record<string, unknown> {
+  const rules = (raw.syscalls as { names: string[]; errnoRet?: number }[]).flatMap((rule) => {
+    if (rule.errnoRet !== ENOSYS) return [rule];
+    const names = rule.names.filter((name) => !GVISOR_ANSWERS_ENOSYS.has(name));
+    return names.length > 0 ? [{ ...rule, names }] : [];
+  });
+  const letThrough = { names: [...GVISOR_ANSWERS_ENOSYS], action: 'SCMP_ACT_ALLOW', args: [], includes: {}, excludes: {} };
+  return { ...raw, syscalls: [...rules, letThrough] };
 }
 
 export class SeccompProfileError extends ConfigError {
@@ -215,5 +241,12 @@ export function loadSeccompProfile(file: string): SeccompProfile {
     throw new SeccompProfileError(file, `not valid JSON: ${(error as Error).message}`);
   }
   const { defaultAction, rules } = checkProfile(file, raw);
-  return { file, defaultAction, rules, securityOpt: `seccomp=${compact(raw as Record<string, unknown>)}` };
+  const profile = raw as Record<string, unknown>;
+  return {
+    file,
+    defaultAction,
+    rules,
+    securityOpt: `seccomp=${compact(profile)}`,
+    gvisorSecurityOpt: `seccomp=${compact(forGvisor(profile))}`,
+  };
 }

@@ -9,6 +9,17 @@ import { runHello, runThreads } from '../workloads/run.ts';
 // Every hostile attempt must be refused; every legitimate program must still run.
 const [dockerDefault, ours, oursOwnUid] = CONFIGS;
 
+/**
+ * Under gVisor (SANDBOX_RUNTIME=runsc, Debian's 2022 build) the profile is applied by gVisor's kernel,
+ * which answers EPERM for every errno action (io_uring too), has no clone3 (it answers ENOSYS itself: the
+ * profile lets clone3 through there) and knows no personality but the default (EINVAL). It keeps another
+ * uid's program from signalling PID 1, but not a same-uid one: the shared-uid configuration, which the
+ * engine never uses, is not attacked there. docs/SECURITY.md, section 7, has the rest.
+ */
+const GVISOR = process.env.SANDBOX_RUNTIME === 'runsc';
+const GVISOR_REQUIRED = new Set(['python', 'javascript', 'c']);
+const ANSWERS_ENOSYS = GVISOR ? ['clone3'] : ['clone3', 'io_uring_setup', 'io_uring_enter', 'io_uring_register'];
+
 /** escapes.c's line names for each syscall the profile must deny. */
 const ATTEMPTS_OF: Record<string, string[]> = {
   io_uring_setup: ['io_uring_setup', 'io_uring_setup/reach'],
@@ -48,7 +59,7 @@ for (const config of [ours!, oursOwnUid!]) {
     t.match(escapes.run, { exit_code: 0, signal: null }, 'the program ran to its end: no call killed it');
     for (const syscall of REQUIRED_DENIED) {
       for (const line of ATTEMPTS_OF[syscall] ?? []) {
-        const expected = ['clone3', 'io_uring_setup', 'io_uring_enter', 'io_uring_register'].includes(syscall) ? 'ENOSYS' : 'EPERM';
+        const expected = ANSWERS_ENOSYS.includes(syscall) ? 'ENOSYS' : 'EPERM';
         t.equal(escapes.lines[line], expected, `${line}: ${expected}`);
       }
     }
@@ -56,8 +67,8 @@ for (const config of [ours!, oursOwnUid!]) {
       t.equal(escapes.lines[line], 'EPERM', line);
     }
     for (const family of ['socket-vsock', 'socket-alg', 'socket-packet', 'socket-key', 'socket-xdp']) t.equal(escapes.lines[family], 'EPERM', family);
-    const legitimate = Object.entries(escapes.lines).filter(([name]) => name.startsWith('ok/') || name.startsWith('personality-') && !/no-aslr|read-implies|page-zero/.test(name));
-    t.ok(legitimate.length >= 13, `${legitimate.length} legitimate calls checked`);
+    const legitimate = Object.entries(escapes.lines).filter(([name]) => name.startsWith('ok/') || !GVISOR && name.startsWith('personality-') && !/no-aslr|read-implies|page-zero/.test(name));
+    t.ok(legitimate.length >= (GVISOR ? 9 : 13), `${legitimate.length} legitimate calls checked`);
     for (const [name, result] of legitimate) t.equal(result, '0', `${name} still works`);
   });
 }
@@ -70,7 +81,8 @@ t.test("for the record: what Docker's default profile lets through (the engine t
 });
 
 for (const config of [ours!, oursOwnUid!]) {
-  t.test(`${config.name}: attacks on the supervisor fail, and its result is intact`, async (t) => {
+  const skip = GVISOR && config === ours ? 'gVisor lets a same-uid program signal PID 1: the engine runs own-uid only' : false;
+  t.test(`${config.name}: attacks on the supervisor fail, and its result is intact`, { skip }, async (t) => {
     for (const attack of C_ATTACKS) {
       const result = await runSupervisorAttack(config, attack);
       t.equal(result.failure, null, `${attack}: a RESULT came`);
@@ -78,13 +90,22 @@ for (const config of [ours!, oursOwnUid!]) {
       t.match(result.run, { exit_code: 0 }, `${attack}: the program ended normally`);
       t.equal(result.lines.after, '0', `${attack}: the program went on after the attack`);
       for (const [name, outcome] of Object.entries(result.lines)) {
-        if (/^prlimit-pid1|^ptrace|^process_vm|^pidfd_getfd|^open-proc1-(mem|task|fd|environ|maps|root|oom)|^write-proc1/.test(name)) {
+        // gVisor lets anyone list /proc/1/fd and read /proc/1/environ and maps (the fds, memory and root stay closed).
+        const readable = GVISOR && /^open-proc1-(fd-dir|environ|maps)$/.test(name);
+        if (!readable && /^prlimit-pid1|^ptrace|^process_vm|^pidfd_getfd|^open-proc1-(mem|task|fd|environ|maps|root|oom)|^write-proc1/.test(name)) {
           t.not(outcome, '0', `${attack}: ${name} refused (${outcome})`);
         }
       }
       if (config === oursOwnUid) {
         for (const [name, outcome] of Object.entries(result.lines)) {
-          if (/^(kill-pid1|setpriority|sched_set|ioprio_set|pidfd_send_signal)/.test(name)) t.equal(outcome, 'EPERM', `${attack}: ${name} refused by the kernel: another uid`);
+          if (GVISOR && /^(setpriority|sched_set)/.test(name)) {
+            // gVisor accepts these and ignores them (its scheduler is Go's); the RESULT above shows no harm.
+            t.comment(`gVisor: ${attack}: ${name} ${outcome}`);
+          } else if (GVISOR && /^pidfd_send_signal/.test(name)) {
+            t.match(outcome, /^(EPERM|ENOSYS)$/, `${attack}: ${name} refused (gVisor has no pidfd_send_signal)`);
+          } else if (/^(kill-pid1|setpriority|sched_set|ioprio_set|pidfd_send_signal)/.test(name)) {
+            t.equal(outcome, 'EPERM', `${attack}: ${name} refused by the kernel: another uid`);
+          }
         }
       }
     }
@@ -93,6 +114,7 @@ for (const config of [ours!, oursOwnUid!]) {
       t.equal(result.error, null, `py ${attack}: no error`);
       t.match(result.run, { exit_code: 0, warm: true }, `py ${attack}: ran in the warm interpreter, to its end`);
       for (const [name, outcome] of Object.entries(result.lines)) {
+        if (GVISOR && name === 'open-proc-1-environ') continue; // readable under gVisor (above)
         if (/^prlimit|^io_uring|^open-/.test(name)) t.not(outcome, '0', `py ${attack}: ${name} refused (${outcome})`);
       }
     }
@@ -102,10 +124,13 @@ for (const config of [ours!, oursOwnUid!]) {
 for (const config of [ours!, oursOwnUid!]) {
   t.test(`${config.name}: every language's hello world and threads program run unchanged`, async (t) => {
     for (const language of languages) {
+      // Under gVisor the issue's floor is Python, JavaScript and C; the others are reported (bench:runtimes):
+      // gVisor's own memory counts in the container's limit, so a tight language may not fit (Ruby's threads).
+      const check = GVISOR && !GVISOR_REQUIRED.has(language.id) ? (ok: boolean, what: string) => t.comment(`gVisor: ${ok ? 'ok' : 'FAILS'}: ${what}`) : (ok: boolean, what: string) => t.ok(ok, what);
       const hello = await runHello(language, config);
-      t.ok(hello.ok, `${language.id} hello world: ${hello.detail}`);
+      check(hello.ok, `${language.id} hello world: ${hello.detail}`);
       const threads = await runThreads(language, config);
-      t.ok(threads.ok, `${language.id} threads and processes: ${threads.detail}`);
+      check(threads.ok, `${language.id} threads and processes: ${threads.detail}`);
     }
   });
 }

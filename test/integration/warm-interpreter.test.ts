@@ -10,17 +10,18 @@ import { DockerRuntime } from '../../src/sandbox/docker-runtime.ts';
 import { runtimeImageTag } from '../../src/sandbox/image.ts';
 import { planExecution } from '../../src/sandbox/plan.ts';
 import { Sandbox } from '../../src/sandbox/sandbox.ts';
-import { ROOT_DIR } from '../../src/settings.ts';
+import { loadSeccompProfile } from '../../src/sandbox/seccomp.ts';
+import { ROOT_DIR, loadSettings } from '../../src/settings.ts';
 import { containersLeft, run, startEngine } from '../helpers/engine.ts';
-import { engineHardening } from '../../support/hardening.ts';
 
 // A language with run.warm runs its job in an interpreter the supervisor started with the container.
 // The program must not be able to tell: same output, exit status, argv, stdin, globals, tracebacks.
 const languages = new LanguageRegistry(loadLanguages(path.join(ROOT_DIR, 'config', 'languages.json')));
+const settings = loadSettings(process.env);
 const nodeId = `test-warm-${randomBytes(3).toString('hex')}`;
 const log = createLogger('silent', nodeId);
 const sandbox = new Sandbox({
-  runtime: new DockerRuntime({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock', image: runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime')), nodeId, seccomp: (await engineHardening()).seccomp, ociRuntime: 'auto', log }),
+  runtime: new DockerRuntime({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock', image: runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime')), nodeId, seccomp: loadSeccompProfile(settings.seccompProfile), ociRuntime: settings.sandboxRuntime, log }),
   nodeId,
   metrics: new Metrics(),
   log,

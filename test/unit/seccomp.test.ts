@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { ConfigError } from '../../src/errors.ts';
-import { ENOSYS, REQUIRED_DENIED, SeccompProfileError, loadSeccompProfile } from '../../src/sandbox/seccomp.ts';
+import { ENOSYS, REQUIRED_DENIED, SeccompProfileError, loadSeccompProfile, securityOptFor } from '../../src/sandbox/seccomp.ts';
 import { loadSettings } from '../../src/settings.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braindrill-seccomp-'));
@@ -50,6 +50,16 @@ t.test('the shipped profile denies what must be denied, with the errno glibc nee
     "personality: Docker's harmless values only",
   );
   t.notOk(shipped.rules.some((r) => r.includes.caps || r.excludes.caps), 'nothing depends on the container\'s capabilities');
+});
+
+t.test('under gVisor clone3 goes to its kernel (which answers ENOSYS), every other rule is kept', async (t) => {
+  t.equal(securityOptFor(shipped, 'runc'), shipped.securityOpt);
+  t.equal(securityOptFor(shipped, 'crun'), shipped.securityOpt);
+  const gvisor = JSON.parse(securityOptFor(shipped, 'runsc').slice('seccomp='.length)) as typeof shippedJson;
+  const names = (p: typeof shippedJson) => p.syscalls.flatMap((r) => r.names.map((n) => `${r.action} ${r.errnoRet ?? ''} ${n} ${JSON.stringify(r.args)}`)).sort();
+  t.same(names(shippedJson).filter((n) => !names(gvisor).includes(n)), [`SCMP_ACT_ERRNO ${ENOSYS} clone3 []`], 'clone3 is denied no more');
+  t.same(names(gvisor).filter((n) => !names(shippedJson).includes(n)), ['SCMP_ACT_ALLOW  clone3 []'], 'it is let through, and only it');
+  t.equal(gvisor.defaultAction, shippedJson.defaultAction);
 });
 
 t.test('a missing or unparsable file is an error naming the file', async (t) => {
