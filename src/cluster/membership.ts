@@ -63,9 +63,9 @@ export class Membership {
 
   /** Live ids of a kind; expired ones are pruned from the set. */
   async live(kind: MemberKind): Promise<string[]> {
-    const listed = await this.members(kind);
-    const ids = listed.filter((id) => memberIdFrom(id) !== null);
-    const invalid = listed.filter((id) => memberIdFrom(id) === null);
+    const ids: string[] = [];
+    const invalid: string[] = [];
+    for (const id of await this.members(kind)) (memberIdFrom(id) === null ? invalid : ids).push(id);
     if (invalid.length > 0) {
       for (const id of invalid) this.rejected(`member-id:${kind}`, id);
       await this.redis.srem(this.keys.members(kind), ...invalid);

@@ -4,6 +4,7 @@ import Docker from 'dockerode';
 import { ConfigError, DockerUnavailableError, ImageMissingError } from '../errors.ts';
 import type { Language } from '../languages/language.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Settings } from '../settings.ts';
 import type { ContainerRuntime, ListedContainer, SandboxContainer, SupervisorChannel } from './container-runtime.ts';
 import { DockerStreamDemuxer } from './docker-demux.ts';
 import { Label, containerOptions, isGvisor, type SandboxHardening } from './docker-options.ts';
@@ -21,7 +22,7 @@ export interface DockerRuntimeOptions {
   log: Logger;
 }
 
-export type OciRuntimeSetting = 'auto' | 'runc' | 'crun' | 'runsc';
+export type OciRuntimeSetting = Settings['sandboxRuntime'];
 
 /**
  * The OCI runtime for sandboxes among those dockerd has registered: `auto` prefers crun (C, no re-exec: a
@@ -34,6 +35,17 @@ export function chooseOciRuntime(setting: OciRuntimeSetting, registered: readonl
     throw new ConfigError(`SANDBOX_RUNTIME=${setting}, but dockerd has no runtime "${setting}" registered (it has: ${registered.join(', ') || 'none'}). Register it (./deploy.sh does for crun and runsc) or set SANDBOX_RUNTIME=auto.`);
   }
   return setting;
+}
+
+/** The OCI runtimes dockerd has registered (by name). */
+export async function registeredRuntimes(docker: Docker): Promise<string[]> {
+  return Object.keys(((await docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
+}
+
+/** The hardening sandboxes get on a dockerd with these runtimes: the runtime `setting` picks, and the profile for it. */
+export function hardeningFor(setting: OciRuntimeSetting, registered: readonly string[], seccomp: SeccompProfile): SandboxHardening {
+  const ociRuntime = chooseOciRuntime(setting, registered);
+  return { seccomp: securityOptFor(seccomp, ociRuntime), ociRuntime };
 }
 
 const MB = 1024 * 1024;
@@ -52,11 +64,6 @@ export class DockerRuntime implements ContainerRuntime {
     this.hardening = { seccomp: options.seccomp.securityOpt };
   }
 
-  /** The OCI runtime sandboxes run with (after check()). */
-  get ociRuntime(): string | undefined {
-    return this.hardening.ociRuntime;
-  }
-
   async ping(): Promise<void> {
     await this.docker.ping();
   }
@@ -66,12 +73,11 @@ export class DockerRuntime implements ContainerRuntime {
     const { socketPath, image } = this.options;
     let registered: string[];
     try {
-      registered = Object.keys(((await this.docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
+      registered = await registeredRuntimes(this.docker);
     } catch (error) {
       throw new DockerUnavailableError(socketPath, error);
     }
-    const ociRuntime = chooseOciRuntime(this.options.ociRuntime, registered);
-    this.hardening = { seccomp: securityOptFor(this.options.seccomp, ociRuntime), ociRuntime };
+    this.hardening = hardeningFor(this.options.ociRuntime, registered, this.options.seccomp);
     this.options.log.info({ ociRuntime: this.hardening.ociRuntime, setting: this.options.ociRuntime, registered }, 'sandboxes run with this OCI runtime');
     try {
       await this.docker.getImage(image).inspect();

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
+import { isGvisor } from './docker-options.ts';
 
 /**
  * The sandbox's own seccomp profile (config/seccomp.json, Docker's JSON format, derived from Docker
@@ -100,7 +101,7 @@ const GVISOR_ANSWERS_ENOSYS = new Set(['clone3']);
 
 /** The HostConfig.SecurityOpt entry for sandboxes run by `ociRuntime`. */
 export function securityOptFor(profile: SeccompProfile, ociRuntime: string | undefined): string {
-  return ociRuntime === 'runsc' ? profile.gvisorSecurityOpt : profile.securityOpt;
+  return isGvisor(ociRuntime) ? profile.gvisorSecurityOpt : profile.securityOpt;
 }
 
 function forGvisor(raw: Record<string, unknown>): Record<string, unknown> {

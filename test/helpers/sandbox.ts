@@ -4,11 +4,11 @@ import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { loadLanguages, type Language } from '../../src/languages/language.ts';
 import { DockerStreamDemuxer } from '../../src/sandbox/docker-demux.ts';
-import { Label, containerOptions } from '../../src/sandbox/docker-options.ts';
+import { Label, containerOptions, isGvisor } from '../../src/sandbox/docker-options.ts';
 import { runtimeImageTag } from '../../src/sandbox/image.ts';
 import { planExecution } from '../../src/sandbox/plan.ts';
 import { FrameDecoder, FrameType, encodeRequest, parseResult, type SupervisorReport } from '../../src/sandbox/protocol.ts';
-import { ROOT_DIR } from '../../src/settings.ts';
+import { ROOT_DIR, loadSettings } from '../../src/settings.ts';
 import { engineHardening } from '../../support/hardening.ts';
 
 /**
@@ -22,6 +22,8 @@ import { engineHardening } from '../../support/hardening.ts';
 export const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 export const image = process.env.RUNTIME_IMAGE ?? runtimeImageTag(path.join(ROOT_DIR, 'images', 'runtime'));
 export const languages = loadLanguages(path.join(ROOT_DIR, 'config', 'languages.json'));
+/** Sandboxes run on gVisor (SANDBOX_RUNTIME=runsc): its kernel answers some calls differently (docs/SECURITY.md, section 7). */
+export const GVISOR = isGvisor(loadSettings(process.env).sandboxRuntime);
 /**
  * The node label every container this test process starts carries: its own leftovers can be found by
  * it. One per process, because test files run in parallel and one file's running containers are not

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type Docker from 'dockerode';
-import { directLeftovers, language, runDirect, withDockerDefaultSeccomp, withOwnUid, withSharedUid, type DirectRun } from '../helpers/sandbox.ts';
+import { GVISOR, directLeftovers, language, runDirect, withDockerDefaultSeccomp, withOwnUid, withSharedUid, type DirectRun } from '../helpers/sandbox.ts';
 
 // The supervisor on its own (images/runtime/supervisor.c): fail closed before a step runs, defend itself
 // when the program shares its uid, and the own-uid mode (container User 0 + CapAdd SETUID, SETGID: the
@@ -12,13 +12,10 @@ const python = language('python');
 
 const sh = (code: string, extra: Partial<DirectRun> = {}) => runDirect({ language: bash, files: [{ content: code }], ...extra });
 
-/**
- * Under gVisor (SANDBOX_RUNTIME=runsc) its kernel decides some of this differently: a same-uid program can
- * signal PID 1 (the engine runs own-uid only), /proc/<pid>/status has no CapAmb (nor NoNewPrivs: prctl asks), there is no setfsuid (the
- * supervisor's ids are 65533 in all four places at rest), and renicing or rescheduling PID 1 is accepted
- * and ignored (gVisor's scheduler is Go's) or unsupported (SCHED_IDLE).
- */
-const GVISOR = process.env.SANDBOX_RUNTIME === 'runsc';
+// Under gVisor (GVISOR) its kernel decides some of this differently: a same-uid program can signal PID 1
+// (the engine runs own-uid only), /proc/<pid>/status has no CapAmb (nor NoNewPrivs: prctl asks), there is
+// no setfsuid (the supervisor's ids are 65533 in all four places at rest), and renicing or rescheduling
+// PID 1 is accepted and ignored (gVisor's scheduler is Go's) or unsupported (SCHED_IDLE).
 
 t.test('fail closed: a run step that cannot be started runs nothing and says why', async (t) => {
   const missing = await sh('echo never', { runArgv: ['/nonexistent/interpreter'] });
